@@ -1,0 +1,1 @@
+"""Storage: the engine, the tables, migrations and every SQL query. Nothing else imports SQLAlchemy."""

@@ -1,0 +1,374 @@
+"""The canonical data model (DESIGN.md), as SQLAlchemy Core tables.
+
+Every change to the schema goes through an Alembic migration in `db/migrations/versions`; a test checks
+that these tables and the migrated database agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger primary keys that are still SQLite rowids (INTEGER PRIMARY KEY) there.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Money = sa.Numeric(18, 2, asdecimal=False)
+Timestamp = sa.DateTime(timezone=True)
+
+
+def _pk() -> sa.Column[int]:
+    return sa.Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _fk(name: str, target: str, *, nullable: bool = True, ondelete: str | None = None) -> sa.Column[int]:
+    return sa.Column(name, Id, ForeignKey(target, ondelete=ondelete), nullable=nullable)
+
+
+org_settings = sa.Table(
+    "org_settings",
+    metadata,
+    sa.Column("key", String(64), primary_key=True),
+    sa.Column("value", Text, nullable=False),
+)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    _pk(),
+    sa.Column("name", String(200), nullable=False, unique=True),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _pk(),
+    sa.Column("email", String(320), unique=True),
+    sa.Column("name", String(200), nullable=False),
+    sa.Column("role", String(16), nullable=False),
+    _fk("manager_id", "users.id", ondelete="SET NULL"),
+    _fk("team_id", "teams.id", ondelete="SET NULL"),
+    sa.Column("title", String(200)),
+    sa.Column("hire_date", Date),
+    sa.Column("active", Boolean, nullable=False, default=True),
+    sa.Column("password_hash", String(255)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    Index("ix_users_manager_id", "manager_id"),
+)
+
+user_external_ids = sa.Table(
+    "user_external_ids",
+    metadata,
+    sa.Column("source", String(64), primary_key=True),
+    sa.Column("external_id", String(255), primary_key=True),
+    _fk("user_id", "users.id", nullable=False, ondelete="CASCADE"),
+)
+
+quotas = sa.Table(
+    "quotas",
+    metadata,
+    _pk(),
+    _fk("user_id", "users.id", ondelete="CASCADE"),
+    _fk("team_id", "teams.id", ondelete="CASCADE"),
+    sa.Column("period", String(16), nullable=False),
+    sa.Column("period_start", Date, nullable=False),
+    sa.Column("period_end", Date, nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", String(3), nullable=False),
+    sa.UniqueConstraint("user_id", "team_id", "period", name="uq_quotas_scope_period"),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    _pk(),
+    sa.Column("source", String(64), nullable=False),
+    sa.Column("external_id", String(255), nullable=False),
+    sa.Column("name", String(255), nullable=False),
+    sa.Column("industry", String(120)),
+    sa.Column("employees", Integer),
+    sa.Column("annual_revenue", Money),
+    sa.Column("country", String(80)),
+    sa.Column("segment", String(40)),
+    _fk("owner_id", "users.id", ondelete="SET NULL"),
+    sa.Column("created_at", Timestamp),
+    sa.Column("custom", JSON),
+    sa.UniqueConstraint("source", "external_id", name="uq_accounts_source_external_id"),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    _pk(),
+    sa.Column("source", String(64), nullable=False),
+    sa.Column("external_id", String(255), nullable=False),
+    _fk("account_id", "accounts.id", ondelete="CASCADE"),
+    sa.Column("name", String(255), nullable=False),
+    sa.Column("email", String(320)),
+    sa.Column("title", String(200)),
+    # The buying role this person plays: economic_buyer, champion, decision_maker, user, ...
+    sa.Column("buying_role", String(40)),
+    sa.UniqueConstraint("source", "external_id", name="uq_contacts_source_external_id"),
+)
+
+leads = sa.Table(
+    "leads",
+    metadata,
+    _pk(),
+    sa.Column("source", String(64), nullable=False),
+    sa.Column("external_id", String(255), nullable=False),
+    sa.Column("name", String(255)),
+    sa.Column("email", String(320)),
+    sa.Column("company", String(255)),
+    sa.Column("lead_source", String(120)),
+    sa.Column("campaign", String(200)),
+    sa.Column("country", String(80)),
+    sa.Column("timezone", String(64)),
+    _fk("owner_id", "users.id", ondelete="SET NULL"),
+    sa.Column("status", String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("assigned_at", Timestamp),
+    sa.Column("first_touch_at", Timestamp),
+    sa.Column("accepted_at", Timestamp),
+    sa.Column("rejected_at", Timestamp),
+    sa.Column("recycle_reason", String(32)),
+    sa.Column("re_engage_at", Date),
+    sa.Column("recycled_count", Integer, nullable=False, default=0),
+    sa.Column("converted_at", Timestamp),
+    # No FK: opportunities reference leads too, and the lead may be imported before its opportunity.
+    sa.Column("converted_opportunity_id", Id),
+    sa.Column("custom", JSON),
+    sa.UniqueConstraint("source", "external_id", name="uq_leads_source_external_id"),
+    Index("ix_leads_owner_id", "owner_id"),
+)
+
+opportunities = sa.Table(
+    "opportunities",
+    metadata,
+    _pk(),
+    sa.Column("source", String(64), nullable=False),
+    sa.Column("external_id", String(255), nullable=False),
+    sa.Column("name", String(255), nullable=False),
+    _fk("account_id", "accounts.id", ondelete="SET NULL"),
+    _fk("owner_id", "users.id", ondelete="SET NULL"),
+    sa.Column("pipeline", String(64), nullable=False, default="default"),
+    sa.Column("stage", String(64), nullable=False),
+    sa.Column("status", String(16), nullable=False),
+    sa.Column("amount", Money),
+    sa.Column("currency", String(3), nullable=False),
+    sa.Column("close_date", Date),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("closed_at", Timestamp),
+    sa.Column("forecast_category", String(16)),
+    sa.Column("probability", Float),
+    sa.Column("next_step", Text),
+    sa.Column("lead_source", String(120)),
+    sa.Column("type", String(64)),
+    sa.Column("competitor", String(120)),
+    _fk("lead_id", "leads.id", ondelete="SET NULL"),
+    sa.Column("updated_at", Timestamp),
+    sa.Column("custom", JSON),
+    sa.UniqueConstraint("source", "external_id", name="uq_opportunities_source_external_id"),
+    Index("ix_opportunities_owner_id", "owner_id"),
+    Index("ix_opportunities_status", "status"),
+    Index("ix_opportunities_account_id", "account_id"),
+)
+
+opportunity_changes = sa.Table(
+    "opportunity_changes",
+    metadata,
+    _pk(),
+    _fk("opportunity_id", "opportunities.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("field", String(32), nullable=False),
+    # Values are written as text: ISO dates, decimal amounts, ids; `None` means "empty".
+    sa.Column("old_value", Text),
+    sa.Column("new_value", Text),
+    sa.Column("changed_at", Timestamp, nullable=False),
+    _fk("changed_by", "users.id", ondelete="SET NULL"),
+    sa.Column("source", String(16), nullable=False),
+    sa.Column("reason", Text),
+    _fk("import_run_id", "import_runs.id", ondelete="SET NULL"),
+    Index("ix_opportunity_changes_opportunity_id", "opportunity_id", "changed_at"),
+    Index("ix_opportunity_changes_changed_at", "changed_at"),
+)
+
+activities = sa.Table(
+    "activities",
+    metadata,
+    _pk(),
+    sa.Column("source", String(64), nullable=False),
+    sa.Column("external_id", String(255), nullable=False),
+    sa.Column("type", String(16), nullable=False),
+    sa.Column("subject", String(255)),
+    _fk("owner_id", "users.id", ondelete="SET NULL"),
+    _fk("opportunity_id", "opportunities.id", ondelete="CASCADE"),
+    _fk("account_id", "accounts.id", ondelete="SET NULL"),
+    _fk("lead_id", "leads.id", ondelete="CASCADE"),
+    _fk("contact_id", "contacts.id", ondelete="SET NULL"),
+    sa.Column("occurred_at", Timestamp, nullable=False),
+    sa.Column("completed", Boolean, nullable=False, default=True),
+    sa.UniqueConstraint("source", "external_id", name="uq_activities_source_external_id"),
+    Index("ix_activities_opportunity_id", "opportunity_id"),
+    Index("ix_activities_owner_id", "owner_id"),
+    Index("ix_activities_lead_id", "lead_id"),
+)
+
+stages = sa.Table(
+    "stages",
+    metadata,
+    _pk(),
+    sa.Column("pipeline", String(64), nullable=False, default="default"),
+    sa.Column("key", String(64), nullable=False),
+    sa.Column("name", String(120), nullable=False),
+    sa.Column("order", Integer, nullable=False),
+    sa.Column("default_probability", Float, nullable=False),
+    sa.Column("forecast_category", String(16), nullable=False),
+    sa.Column("days_to_rot", Integer),
+    sa.Column("requalify_days", Integer),
+    sa.Column("guidance", Text),
+    sa.Column("required_fields", JSON),
+    sa.UniqueConstraint("pipeline", "key", name="uq_stages_pipeline_key"),
+)
+
+exit_criteria = sa.Table(
+    "exit_criteria",
+    metadata,
+    _pk(),
+    _fk("stage_id", "stages.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("key", String(64), nullable=False),
+    sa.Column("label", String(255), nullable=False),
+    # checkbox | field | evidence; `spec` holds the field name or the evidence rule.
+    sa.Column("kind", String(16), nullable=False),
+    sa.Column("spec", JSON),
+    sa.Column("order", Integer, nullable=False, default=0),
+    sa.UniqueConstraint("stage_id", "key", name="uq_exit_criteria_stage_key"),
+)
+
+criteria_checks = sa.Table(
+    "criteria_checks",
+    metadata,
+    _pk(),
+    _fk("opportunity_id", "opportunities.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("criterion_key", String(64), nullable=False),
+    sa.Column("done", Boolean, nullable=False),
+    sa.Column("checked_at", Timestamp, nullable=False),
+    _fk("checked_by", "users.id", ondelete="SET NULL"),
+    Index("ix_criteria_checks_opportunity_id", "opportunity_id"),
+)
+
+qualification_frameworks = sa.Table(
+    "qualification_frameworks",
+    metadata,
+    _pk(),
+    sa.Column("key", String(64), nullable=False, unique=True),
+    sa.Column("name", String(120), nullable=False),
+    sa.Column("questions", JSON, nullable=False),
+)
+
+qualification_answers = sa.Table(
+    "qualification_answers",
+    metadata,
+    _pk(),
+    _fk("opportunity_id", "opportunities.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("framework", String(64), nullable=False),
+    sa.Column("question", String(64), nullable=False),
+    # yes | partial | no | unknown, with free text evidence.
+    sa.Column("answer", String(16), nullable=False),
+    sa.Column("evidence", Text),
+    sa.Column("answered_at", Timestamp, nullable=False),
+    _fk("answered_by", "users.id", ondelete="SET NULL"),
+    Index("ix_qualification_answers_opportunity_id", "opportunity_id"),
+)
+
+forecast_submissions = sa.Table(
+    "forecast_submissions",
+    metadata,
+    _pk(),
+    _fk("user_id", "users.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("period", String(16), nullable=False),
+    sa.Column("submitted_at", Timestamp, nullable=False),
+    sa.Column("commit", Money, nullable=False),
+    sa.Column("best_case", Money, nullable=False),
+    sa.Column("pipeline", Money),
+    # A manager's adjustment of a report's number is a row with kind=adjustment about `subject_id`.
+    sa.Column("kind", String(16), nullable=False, default="submission"),
+    _fk("subject_id", "users.id", ondelete="CASCADE"),
+    sa.Column("notes", Text),
+    Index("ix_forecast_submissions_user_period", "user_id", "period"),
+)
+
+coaching_notes = sa.Table(
+    "coaching_notes",
+    metadata,
+    _pk(),
+    _fk("rep_id", "users.id", nullable=False, ondelete="CASCADE"),
+    _fk("author_id", "users.id", ondelete="SET NULL"),
+    _fk("opportunity_id", "opportunities.id", ondelete="CASCADE"),
+    # review (opportunity review) | one_on_one | plan
+    sa.Column("kind", String(16), nullable=False),
+    sa.Column("body", Text, nullable=False),
+    sa.Column("skill", String(64)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("due_at", Date),
+    sa.Column("done_at", Timestamp),
+)
+
+proposals = sa.Table(
+    "proposals",
+    metadata,
+    _pk(),
+    _fk("opportunity_id", "opportunities.id", nullable=False, ondelete="CASCADE"),
+    _fk("created_by", "users.id", ondelete="SET NULL"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("format", String(8), nullable=False),
+    sa.Column("path", Text),
+    sa.Column("executive_summary", Text, nullable=False),
+    sa.Column("checks", JSON),
+)
+
+currency_rates = sa.Table(
+    "currency_rates",
+    metadata,
+    _pk(),
+    sa.Column("currency", String(3), nullable=False),
+    # Units of `currency` per one unit of the corporate currency (Salesforce's ConversionRate).
+    sa.Column("rate", Float, nullable=False),
+    # Null start_date: the static rate (CurrencyType); otherwise a dated rate (DatedConversionRate).
+    sa.Column("start_date", Date),
+    sa.UniqueConstraint("currency", "start_date", name="uq_currency_rates_currency_start"),
+)
+
+import_runs = sa.Table(
+    "import_runs",
+    metadata,
+    _pk(),
+    sa.Column("kind", String(32), nullable=False),
+    sa.Column("path", Text, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp),
+    # running | done | failed
+    sa.Column("status", String(16), nullable=False),
+    sa.Column("counts", JSON),
+    sa.Column("errors_file", Text),
+    _fk("user_id", "users.id", ondelete="SET NULL"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _pk(),
+    sa.Column("at", Timestamp, nullable=False),
+    _fk("actor_id", "users.id", ondelete="SET NULL"),
+    sa.Column("action", String(64), nullable=False),
+    sa.Column("entity", String(64), nullable=False),
+    sa.Column("entity_id", String(64)),
+    sa.Column("detail", JSON),
+)

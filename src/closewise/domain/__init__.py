@@ -1,0 +1,1 @@
+"""Pure domain vocabulary: enums, periods, money. Imports nothing else from Closewise."""
