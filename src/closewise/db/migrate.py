@@ -46,10 +46,14 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 
 def require_current(engine: Engine) -> None:
     """Fail with a clear message when the database is missing or behind the code."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:" and not Path(database).exists():
+        raise DatabaseError(f"no database at {database}: run `closewise init` first")
     try:
         revision = current_revision(engine)
     except sa.exc.OperationalError as exc:
-        raise DatabaseError(f"cannot open the database: {exc.orig}") from exc
+        first_line = str(exc.orig).strip().splitlines()[0]
+        raise DatabaseError(f"cannot open the database: {first_line}") from exc
     if revision is None:
         raise DatabaseError("the database is not initialised: run `closewise init` first")
     if revision != head_revision():

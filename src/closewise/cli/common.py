@@ -1,0 +1,75 @@
+"""What every command shares: the global options, JSON output, consoles and progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import Engine
+
+from closewise.services.database import open_database
+from closewise.settings import Settings
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+@dataclass
+class State:
+    settings: Settings
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+def engine_for(ctx: typer.Context) -> Engine:
+    """The database engine for this command, disposed of when the command ends."""
+    engine = open_database(state(ctx).settings)
+    ctx.call_on_close(engine.dispose)
+    return engine
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: getattr(value, name) for name in value.__dataclass_fields__}
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def emit_json(document: Any) -> None:
+    """Exactly one JSON document on stdout; everything else goes to stderr."""
+    sys.stdout.write(json.dumps(document, default=_default, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def progress_bar() -> Iterator[Progress]:
+    """A Rich progress bar on stderr, so `--json` output stays clean."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=False,
+    )
+    with bar:
+        yield bar

@@ -1,0 +1,66 @@
+"""`closewise demo`: build the seeded demo org (and serve it once the web app exists)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import typer
+from rich.progress import TaskID
+from rich.table import Table
+
+from closewise.cli.common import emit_json, progress_bar, state, stdout
+from closewise.errors import InvalidInput
+from closewise.services.database import init_database, open_database
+
+
+def demo(
+    ctx: typer.Context,
+    seed: int = typer.Option(7, "--seed", help="Random seed; the same seed gives the same org."),
+    opportunities: int | None = typer.Option(
+        None, "--opportunities", min=1, help="Number of deals (default: a ~2,500-deal org)."
+    ),
+    today: str | None = typer.Option(
+        None, "--today", metavar="DATE", help="Date the org's history ends on (default: today)."
+    ),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Build the org and stop; do not serve it."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Build a seeded synthetic B2B sales org into the database."""
+    from closewise.services.demo import build_demo
+
+    settings = state(ctx).settings
+    try:
+        anchor = date.fromisoformat(today) if today else None
+    except ValueError:
+        raise InvalidInput(f"--today {today!r} is not a date like 2026-11-22") from None
+    init_database(settings)
+    engine = open_database(settings)
+    try:
+        with progress_bar() as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def report(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(step, total=total)
+                bar.update(tasks[step], completed=done, total=total)
+
+            summary = build_demo(engine, seed=seed, opportunities=opportunities, today=anchor, progress=report)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json(summary)
+        return
+    table = Table("what", "count", title=f"Demo org (seed {seed})")
+    for key, value in summary.counts.items():
+        table.add_row(key, f"{value:,}")
+    stdout.print(table)
+    logins = Table("login", "role", "password", title="Demo logins")
+    for login in summary.logins:
+        logins.add_row(login.email, login.role, login.password)
+    stdout.print(logins)
+    if not no_serve:
+        stdout.print("The web app arrives with the web issue; for now `closewise status` shows the org.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
