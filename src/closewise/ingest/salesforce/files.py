@@ -1,0 +1,62 @@
+"""Finding the object files of a Salesforce export in a folder or a zip."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from closewise.errors import InvalidInput
+
+OBJECTS = (
+    "CurrencyType", "DatedConversionRate", "FiscalYearSettings", "Period", "UserRole", "User", "Account", "Contact",
+    "Opportunity", "OpportunityHistory", "OpportunityFieldHistory", "Lead", "Task", "Event", "ForecastingQuota",
+)
+
+
+def object_of(path: Path) -> str | None:
+    """`Opportunity.csv`, `opportunity.xlsx` or `export__Opportunity.csv` -> `Opportunity`."""
+    stem = path.stem.split("__")[-1].lower()
+    for name in OBJECTS:
+        if stem == name.lower():
+            return name
+    return None
+
+
+def _scan(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in (".csv", ".xlsx") and not path.name.startswith("."):
+            name = object_of(path)
+            if name is not None:
+                found.setdefault(name, path)
+    return found
+
+
+@contextmanager
+def export_files(path: Path) -> Iterator[dict[str, Path]]:
+    """{object name: file} for a folder or a zip (extracted to a temporary folder while in use)."""
+    if path.is_dir():
+        found = _scan(path)
+        if not found:
+            raise InvalidInput("no Salesforce object files (Opportunity.csv, User.csv, ...) in this folder",
+                               where=str(path))
+        yield found
+        return
+    if not zipfile.is_zipfile(path):
+        raise InvalidInput("expected a Salesforce export folder or zip file", where=str(path))
+    with TemporaryDirectory(prefix="closewise-sf-") as temporary, zipfile.ZipFile(path) as archive:
+        root = Path(temporary).resolve()
+        for member in archive.infolist():
+            target = (root / member.filename).resolve()
+            if not target.is_relative_to(root):  # a zip entry must not write outside the folder
+                raise InvalidInput(f"unsafe path {member.filename!r} in the zip", where=str(path))
+            if object_of(Path(member.filename)) is not None and not member.is_dir():
+                archive.extract(member, root)
+        found = _scan(root)
+        if not found:
+            raise InvalidInput("no Salesforce object files (Opportunity.csv, User.csv, ...) in this zip",
+                               where=str(path))
+        yield found

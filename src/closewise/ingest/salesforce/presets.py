@@ -1,0 +1,219 @@
+"""How each Salesforce object's API-named columns map onto Closewise's canonical fields.
+
+Only the columns a file has are mapped (exports differ by org and edition). Custom `__c` columns are kept
+as custom fields. Row hooks add what needs several columns: a status from IsClosed/IsWon, a person's name
+from FirstName and LastName, what a Task or Event is about from the id prefix of WhatId/WhoId.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from closewise.domain.enums import OpportunityStatus, Role
+from closewise.errors import InvalidInput
+from closewise.ingest.canonical import clean_id
+from closewise.ingest.mapping import Mapping
+from closewise.ingest.readers import SourceRow
+from closewise.ingest.refs import AccountRef, slug
+from closewise.ingest.report import RowError
+from closewise.ingest.values import DateFormat, parse_bool, parse_datetime
+
+SOURCE = "salesforce"
+Hook = Callable[[dict[str, Any], SourceRow], dict[str, Any] | RowError | None]
+
+# Salesforce id prefixes (the first three characters name the object).
+OPPORTUNITY, ACCOUNT, LEAD, CONTACT = "006", "001", "00Q", "003"
+
+COLUMNS: dict[str, tuple[str, dict[str, tuple[str, ...]]]] = {
+    "CurrencyType": ("currency_rates", {
+        "currency": ("IsoCode",), "rate": ("ConversionRate",), "is_corporate": ("IsCorporate",),
+    }),
+    "DatedConversionRate": ("currency_rates", {
+        "currency": ("IsoCode",), "rate": ("ConversionRate",), "start_date": ("StartDate",),
+    }),
+    "User": ("users", {
+        "external_id": ("Id",), "email": ("Email",), "manager": ("ManagerId",), "title": ("Title",),
+        "active": ("IsActive",),
+    }),
+    "Account": ("accounts", {
+        "external_id": ("Id",), "name": ("Name",), "industry": ("Industry",), "employees": ("NumberOfEmployees",),
+        "annual_revenue": ("AnnualRevenue",), "country": ("BillingCountry", "Country", "ShippingCountry"),
+        "owner": ("OwnerId",), "created_at": ("CreatedDate",),
+    }),
+    "Contact": ("contacts", {
+        "external_id": ("Id",), "account": ("AccountId",), "email": ("Email",), "title": ("Title",),
+    }),
+    "Opportunity": ("opportunities", {
+        "external_id": ("Id",), "name": ("Name",), "account": ("AccountId",), "owner": ("OwnerId",),
+        "stage": ("StageName",), "amount": ("Amount",), "currency": ("CurrencyIsoCode",), "close_date": ("CloseDate",),
+        "created_at": ("CreatedDate",), "forecast_category": ("ForecastCategoryName", "ForecastCategory"),
+        "probability": ("Probability",), "next_step": ("NextStep",), "lead_source": ("LeadSource",),
+        "type": ("Type",), "modified_at": ("LastModifiedDate",),
+    }),
+    "OpportunityHistory": ("opportunity_changes", {
+        "opportunity": ("OpportunityId",), "changed_at": ("CreatedDate",), "stage": ("StageName",),
+        "amount": ("Amount",), "close_date": ("CloseDate",), "probability": ("Probability",),
+        "forecast_category": ("ForecastCategory",),
+    }),
+    "Lead": ("leads", {
+        "external_id": ("Id",), "email": ("Email",), "company": ("Company",), "lead_source": ("LeadSource",),
+        "status": ("Status",), "owner": ("OwnerId",), "created_at": ("CreatedDate",), "country": ("Country",),
+        "converted_at": ("ConvertedDate",), "converted_opportunity": ("ConvertedOpportunityId",),
+    }),
+    "Task": ("activities", {
+        "external_id": ("Id",), "subject": ("Subject",), "owner": ("OwnerId",), "completed": ("IsClosed",),
+    }),
+    "Event": ("activities", {
+        "external_id": ("Id",), "subject": ("Subject",), "owner": ("OwnerId",),
+    }),
+}
+
+
+def preset(obj: str, columns: list[str], *, file: str) -> Mapping:
+    entity, wanted = COLUMNS[obj]
+    present = {name.strip().lower(): name for name in columns}
+    mapped: dict[str, str] = {}
+    for name, candidates in wanted.items():
+        for candidate in candidates:
+            if candidate.lower() in present:
+                mapped[name] = present[candidate.lower()]
+                break
+    key = {"opportunity_changes": "opportunity", "currency_rates": "currency"}.get(entity, "external_id")
+    if key not in mapped:
+        raise InvalidInput(f"{file} has no {wanted[key][0]} column", where=file)
+    custom = tuple(name for name in columns if name.endswith("__c"))
+    return Mapping(Path(file), entity, SOURCE, mapped, custom=custom if entity in ("opportunities", "accounts")
+                   else ())
+
+
+def _value(row: SourceRow, *names: str) -> str:
+    for name in names:
+        value = row.values.get(name)
+        if value is not None and value.strip():
+            return value.strip()
+    return ""
+
+
+def _deleted(row: SourceRow) -> bool:
+    return parse_bool(_value(row, "IsDeleted") or "0") is True
+
+
+def _person_name(row: SourceRow) -> str | None:
+    name = _value(row, "Name") or " ".join(p for p in (_value(row, "FirstName"), _value(row, "LastName")) if p)
+    return name or None
+
+
+def opportunity_hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
+    if _deleted(row):
+        return None
+    closed, won = _value(row, "IsClosed"), _value(row, "IsWon")
+    try:
+        if closed:
+            if parse_bool(closed):
+                status = OpportunityStatus.WON if parse_bool(won or "0") else OpportunityStatus.LOST
+                if status is OpportunityStatus.LOST and "no_decision" in slug(record.get("stage") or ""):
+                    status = OpportunityStatus.NO_DECISION
+                record["status"] = status.value
+            else:
+                record["status"] = OpportunityStatus.OPEN.value
+    except ValueError as exc:
+        return RowError(row_file(record), row.line, "IsClosed", closed, str(exc))
+    order = _value(row, "StageSortOrder")
+    if order.isdigit():
+        record["_stage_order"] = int(order)
+    if record.get("probability") is not None:
+        record["_stage_probability"] = record["probability"]
+    return record
+
+
+def row_file(record: dict[str, Any]) -> str:
+    return str(record.get("_file", ""))
+
+
+def history_hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
+    return None if _deleted(row) else record
+
+
+def user_hook(roles: dict[str, str]) -> Hook:
+    """Users: a name from its parts, a role from the UserRole name, a hire date from CreatedDate."""
+
+    def hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
+        record["name"] = _person_name(row) or _value(row, "Username") or record.get("email") or record["external_id"]
+        role_name = roles.get(_value(row, "UserRoleId"), "").lower()
+        if role_name:
+            if any(word in role_name for word in ("ceo", "cro", "chief", "vp", "vice president", "head of sales")):
+                record["role"] = Role.LEADER.value
+            elif any(word in role_name for word in ("manager", "director", "lead")):
+                record["role"] = Role.MANAGER.value
+            else:
+                record["role"] = Role.REP.value
+        created = _value(row, "CreatedDate")
+        if created:
+            try:
+                parsed = parse_when(created)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                record["hire_date"] = parsed.date()
+        return record
+
+    return hook
+
+
+def person_hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
+    if _deleted(row):
+        return None
+    record["name"] = _person_name(row)
+    return record
+
+
+def activity_hook(kind: str) -> Hook:
+    """Tasks and Events: what they concern (WhatId/WhoId by id prefix), their type and time."""
+
+    def hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
+        if _deleted(row):
+            return None
+        what, who = clean_id(_value(row, "WhatId")) or "", clean_id(_value(row, "WhoId")) or ""
+        if what.startswith(OPPORTUNITY):
+            record["opportunity"] = what
+        elif what.startswith(ACCOUNT):
+            record["account"] = AccountRef(external_id=what)
+        if clean_id(_value(row, "AccountId") or "") and "account" not in record:
+            record["account"] = AccountRef(external_id=_value(row, "AccountId"))
+        if who.startswith(LEAD):
+            record["lead"] = who
+        elif who.startswith(CONTACT):
+            record["contact"] = who
+        if kind == "Event":
+            record["type"] = "meeting"
+            when = _value(row, "ActivityDateTime", "StartDateTime", "ActivityDate", "CreatedDate")
+            record["completed"] = True
+        else:
+            record["type"] = _value(row, "TaskSubtype", "Type") or "task"
+            when = _value(row, "CompletedDateTime", "ActivityDate", "CreatedDate")
+            if "completed" not in record or record["completed"] is None:
+                record["completed"] = _value(row, "Status").lower() == "completed"
+        try:
+            record["occurred_at"] = parse_when(when) if when else None
+        except ValueError as exc:
+            return RowError(row_file(record), row.line, "ActivityDate", when, str(exc))
+        if record["occurred_at"] is None:
+            return RowError(row_file(record), row.line, "ActivityDate", "", "the activity has no date")
+        return record
+
+    return hook
+
+
+_ISO = DateFormat.iso(with_time=True)
+_US = DateFormat.numeric("mdy", "/")
+
+
+def parse_when(text: str) -> datetime | None:
+    """A Data Export timestamp (`2024-01-02 03:04:05`), or the Excel-style `01/02/24 3:04 AM`."""
+    try:
+        return parse_datetime(text, _ISO)
+    except ValueError:
+        return parse_datetime(text, _US)
