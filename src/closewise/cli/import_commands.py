@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from closewise.cli.common import emit_json, engine_for, progress_bar, stderr, stdout
+from closewise.cli.common import emit_json, engine_for, progress_bar, stdout
 from closewise.ingest.report import ImportReport
 from closewise.services import imports
 
@@ -25,7 +26,7 @@ def _show(report: ImportReport, as_json: bool) -> None:
     if as_json:
         emit_json(report.as_json())
         for note in report.notes:
-            stderr.print(f"note: {note}", markup=False, highlight=False)
+            sys.stderr.write(f"note: {note}\n")
         return
     table = Table("entity", "read", "inserted", "updated", "unchanged", "rejected", "errors file",
                   title=f"Import run {report.run_id}")
@@ -34,7 +35,7 @@ def _show(report: ImportReport, as_json: bool) -> None:
                                                    counts.rejected)), counts.errors_file or "")
     stdout.print(table)
     for note in report.notes:
-        stdout.print(f"note: {note}", markup=False, highlight=False)
+        stdout.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _with_progress(run: Callable[[Callable[[str, int, int], None]], ImportReport]) -> ImportReport:

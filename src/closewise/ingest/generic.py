@@ -175,7 +175,7 @@ def _run(session: ImportSession, path: Path, mapping: Mapping, progress: Progres
         done = 0
         for batch in batched(rows, BATCH):
             with session.engine.begin() as connection:
-                loader(connection, context, batch, counts, sink)
+                loader(connection, context, batch, counts, sink, notes=session.report.notes)
             done += len(batch)
             if progress is not None:
                 progress(f"{entity}", counts.read, max(total, counts.read))
@@ -184,19 +184,9 @@ def _run(session: ImportSession, path: Path, mapping: Mapping, progress: Progres
 
 
 def _loader(entity: str) -> Callable[..., None]:
-    if entity == "opportunities":
-        return load_opportunity_batch
-    from closewise.ingest import entities
+    from closewise.ingest.entities import LOADERS
 
-    return {
-        "accounts": entities.load_account_batch,
-        "contacts": entities.load_contact_batch,
-        "users": entities.load_user_batch,
-        "activities": entities.load_activity_batch,
-        "leads": entities.load_lead_batch,
-        "quotas": entities.load_quota_batch,
-        "currency_rates": entities.load_currency_rate_batch,
-    }[entity]
+    return load_opportunity_batch if entity == "opportunities" else LOADERS[entity]
 
 
 def _load_changes(session: ImportSession, rows: Iterator[dict[str, Any]], mapping: Mapping, counts: EntityCounts,

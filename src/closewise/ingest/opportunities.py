@@ -63,6 +63,9 @@ class LoadContext:
     corporate_currency: str
     history_fields: frozenset[ChangeField] = frozenset()
     seen: dict[str, int] = field(default_factory=dict)
+    # External ids of this source's opportunities already stored when the import started (None: unknown,
+    # look every row up); rows whose id is not in it are new and need no look-up.
+    stored_opportunities: set[str] | None = None
 
 
 def _same(old: Any, new: Any) -> bool:
@@ -185,16 +188,17 @@ def _opening_changes(context: LoadContext, opportunity_id: int, record: dict[str
 
 def load_opportunity_batch(
     connection: Connection, context: LoadContext, rows: Sequence[dict[str, Any]], counts: EntityCounts,
-    sink: ErrorSink,
+    sink: ErrorSink, *, notes: list[str] | None = None,
 ) -> None:
     """Upsert one batch of canonical opportunity rows inside the caller's transaction."""
     counts.read += len(rows)
     prepared = [p for row in rows if (p := _prepare(connection, context, row, sink)) is not None]
     _link_leads(connection, context, prepared)
+    known = context.stored_opportunities
+    candidates = [p["external_id"] for p in prepared if known is None or p["external_id"] in known]
     existing = queries.existing_by_key(
-        connection, table=tables.opportunities, source=context.source,
-        external_ids=[p["external_id"] for p in prepared], columns=COMPARED,
-    )
+        connection, table=tables.opportunities, source=context.source, external_ids=candidates, columns=COMPARED,
+    ) if candidates else {}
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
@@ -222,10 +226,14 @@ def load_opportunity_batch(
                 "new_value": encode(tracked, new), "changed_at": at, "changed_by": None,
                 "source": ChangeSource.IMPORT.value, "import_run_id": context.run_id,
             })
-    new_ids = queries.insert_returning_ids(connection, table=tables.opportunities, rows=inserts)
-    counts.inserted += len(new_ids)
-    for opportunity_id, record in zip(new_ids, inserts, strict=True):
-        changes.extend(_opening_changes(context, opportunity_id, record))
+    queries.fast_insert(connection, table=tables.opportunities, rows=inserts)
+    counts.inserted += len(inserts)
+    closing = [record for record in inserts if record["status"] != OpportunityStatus.OPEN.value]
+    if closing and ChangeField.STATUS not in context.history_fields:
+        new_ids = queries.ids_by_key(connection, table=tables.opportunities, source=context.source,
+                                     external_ids=[record["external_id"] for record in closing])
+        for record in closing:
+            changes.extend(_opening_changes(context, new_ids[record["external_id"]], record))
     queries.update_by_id(connection, table=tables.opportunities, rows=updates)
     queries.insert_changes(connection, rows=changes)
 

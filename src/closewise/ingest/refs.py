@@ -155,6 +155,7 @@ class StageBook:
         self.create_unknown = create_unknown
         self._stages: list[dict[str, Any]] = queries.stage_directory(connection, pipeline=pipeline)
         self.created: list[str] = []
+        self._resolved: dict[str, StageTarget] = {}
 
     @property
     def keys(self) -> list[str]:
@@ -211,6 +212,16 @@ class StageBook:
         self, connection: Connection, value: str, *, probability: float | None = None, order: int | None = None
     ) -> StageTarget:
         """Map a source value; raises ValueError naming an unknown stage."""
+        cached = self._resolved.get(value)
+        if cached is not None:
+            return cached
+        target = self._resolve(connection, value, probability=probability, order=order)
+        self._resolved[value] = target
+        return target
+
+    def _resolve(
+        self, connection: Connection, value: str, *, probability: float | None = None, order: int | None = None
+    ) -> StageTarget:
         text = value.strip()
         if not text:
             raise ValueError("the stage is empty")

@@ -17,6 +17,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Engine
 
 from closewise.db import ingest as queries
+from closewise.db import tables
 from closewise.db.org_settings import read_settings
 from closewise.domain.enums import ChangeField
 from closewise.domain.timeutil import utcnow
@@ -73,7 +74,9 @@ class ImportSession:
             corporate = settings["corporate_currency"].upper()
             stages = StageBook(connection, pipeline=pipeline, mapping=stage_mapping, create_unknown=create_stages)
             stages.ensure_mapped(connection)
+            stored = queries.known_keys(connection, table=tables.opportunities, source=self.source)
             return LoadContext(
+                stored_opportunities=stored,
                 source=self.source, now=self.now, run_id=self.run_id,
                 users=UserDirectory(connection, source=self.source),
                 accounts=AccountDirectory(connection, source=self.source),

@@ -102,15 +102,16 @@ def _load_object(session: ImportSession, context: LoadContext, obj: str, path: P
                  hook: presets.Hook | None = None) -> None:
     mapping = presets.preset(obj, _columns(path), file=path.name)
     counts, sink = session.entity(mapping.entity)
-    context.seen.clear()
     loader = LOADERS[obj]
     total = count_lines(path)
+    read_before = counts.read  # Task and Event share the activities counts
     with mapped_rows(path, mapping, counts=counts, sink=sink, notes=session.report.notes, post=hook) as rows:
         for batch in batched(rows, BATCH):
             with session.engine.begin() as connection:
-                loader(connection, context, batch, counts, sink)
+                loader(connection, context, batch, counts, sink, notes=session.report.notes)
             if progress is not None:
-                progress(obj, counts.read, max(total, counts.read))
+                done = counts.read - read_before
+                progress(obj, done, max(total, done))
 
 
 def _load_history(session: ImportSession, context: LoadContext, path: Path, progress: Progress | None) -> None:
@@ -184,4 +185,4 @@ def _load_quotas(session: ImportSession, context: LoadContext, path: Path, perio
     counts, sink = session.entity("quotas")
     with session.engine.begin() as connection:
         rows = quota_rows(connection, path, periods, sink)
-        entities.load_quota_batch(connection, context, rows, counts, sink)
+        entities.load_quota_batch(connection, context, rows, counts, sink, notes=session.report.notes)

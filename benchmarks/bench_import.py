@@ -1,0 +1,82 @@
+"""Import speed and memory: a synthetic Salesforce Data Export of N opportunities and ~5N history rows.
+
+    python benchmarks/bench_import.py [--opportunities 1000000] [--db URL] [--keep DIR]
+
+Writes the export to a temporary folder, imports it into a new database (SQLite file by default; pass a
+PostgreSQL server URL to create and drop a temporary database there) and prints opportunity rows/s,
+history rows/s, total time and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from closewise.db.engine import make_engine
+from closewise.db.migrate import upgrade
+from closewise.demo.salesforce_export import write_export
+from closewise.ingest.salesforce import import_salesforce_export
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--opportunities", type=int, default=1_000_000)
+    parser.add_argument("--db", help="PostgreSQL server URL (default: a temporary SQLite file)")
+    parser.add_argument("--keep", type=Path, help="reuse / keep the generated export in this folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = args.keep or Path(temporary) / "export"
+        if not (folder / "Opportunity.csv").exists():
+            started = time.perf_counter()
+            counts = write_export(folder, opportunities=args.opportunities)
+            print(f"wrote export: {counts} in {time.perf_counter() - started:.1f} s", flush=True)
+        admin = None
+        if args.db:
+            name = f"closewise_bench_{uuid.uuid4().hex[:8]}"
+            admin = make_engine(args.db).execution_options(isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            url = sa.make_url(args.db).set(database=name).render_as_string(hide_password=False)
+        else:
+            url = f"sqlite:///{Path(temporary) / 'bench.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        timings: dict[str, float] = {}
+        last = {"step": "", "at": time.perf_counter()}
+
+        def progress(step: str, done: int, total: int) -> None:
+            now = time.perf_counter()
+            if step != last["step"]:
+                last.update(step=step, at=now)
+            timings[step] = now - float(last["at"])
+
+        started = time.perf_counter()
+        report = import_salesforce_export(engine, folder, errors_dir=Path(temporary) / "errors", progress=progress)
+        elapsed = time.perf_counter() - started
+        engine.dispose()
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            admin.dispose()
+    opps = report.entities["opportunities"]
+    history = report.entities["opportunity_changes"]
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    backend = "PostgreSQL" if args.db else "SQLite"
+    opp_seconds = timings.get("Opportunity", elapsed)
+    print(f"backend: {backend}")
+    print(f"opportunities: {opps.inserted:,} in {opp_seconds:.1f} s = {opps.inserted / opp_seconds:,.0f} rows/s")
+    print(f"history rows: {history.read:,}; whole import {elapsed:.1f} s "
+          f"({(opps.read + history.read) / elapsed:,.0f} rows/s overall)")
+    print(f"peak RSS: {peak_mib:,.0f} MiB")
+    for step, seconds in timings.items():
+        print(f"  {step}: {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
