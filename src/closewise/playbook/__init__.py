@@ -1,0 +1,1 @@
+"""The sales playbook: stages with exit criteria, qualification frameworks, re-qualification."""
