@@ -110,7 +110,8 @@ def test_history_rebuilds_past_states(db: str, capsys: Cap, monkeypatch: Mp, tmp
     engine = make_engine(db)
     with engine.connect() as connection:
         timeline = build_timeline(load_opportunities(connection), load_changes(connection))
-        ids = {row[0]: row[1] for row in connection.execute(sa.select(tables.opportunities.c.external_id, tables.opportunities.c.id))}
+        query = sa.select(tables.opportunities.c.external_id, tables.opportunities.c.id)
+        ids = {row[0]: row[1] for row in connection.execute(query)}
     engine.dispose()
 
     def state(external_id: str, at: datetime) -> dict[str, object]:

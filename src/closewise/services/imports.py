@@ -29,7 +29,9 @@ def import_csv(engine: Engine, path: Path, *, mapping_path: Path, errors_dir: Pa
     return import_mapped(engine, path, mapping, errors_dir=errors_dir, progress=progress)
 
 
-def import_salesforce(engine: Engine, path: Path, *, errors_dir: Path, progress: Progress | None = None) -> ImportReport:
+def import_salesforce(
+    engine: Engine, path: Path, *, errors_dir: Path, progress: Progress | None = None
+) -> ImportReport:
     from closewise.ingest.salesforce import import_salesforce_export
 
     return import_salesforce_export(engine, _existing(path), errors_dir=errors_dir, progress=progress)

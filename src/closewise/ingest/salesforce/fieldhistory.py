@@ -84,7 +84,7 @@ def _parse(path: Path, row: SourceRow, sink: ErrorSink) -> dict[str, Any] | None
     if field is ChangeField.OWNER:
         kind = values.get("DataType", "").strip()
         old, new = clean_id(values.get("OldValue", "")), clean_id(values.get("NewValue", ""))
-        if kind and kind != "EntityId" or any(v and not v.startswith("005") for v in (old, new)):
+        if (kind and kind != "EntityId") or any(v and not v.startswith("005") for v in (old, new)):
             return None
     else:
         old, new = values.get("OldValue", "").strip() or None, values.get("NewValue", "").strip() or None
