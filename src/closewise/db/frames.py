@@ -73,6 +73,22 @@ def load_changes(connection: Connection) -> pl.DataFrame:
     return frame.sort(s.CHANGED_AT, "id").drop("id")
 
 
+def load_activities(connection: Connection) -> pl.DataFrame:
+    """Activities on opportunities (for recency, mix and engagement), sorted by opportunity and time."""
+    kinds = {
+        "opportunity_id": _STRAIGHT,
+        "owner_id": _STRAIGHT,
+        "type": _STRAIGHT,
+        "occurred_at": _TIMESTAMP,
+        "completed": _STRAIGHT,
+        "contact_id": _STRAIGHT,
+    }
+    dtypes = {"opportunity_id": pl.Int64(), "owner_id": pl.Int64(), "type": pl.String(),
+              "occurred_at": s.TIMESTAMP, "completed": pl.Boolean(), "contact_id": pl.Int64()}
+    frame = _load(connection, tables.activities, kinds, dtypes)
+    return frame.filter(pl.col("opportunity_id").is_not_null()).sort("opportunity_id", "occurred_at")
+
+
 def _load(
     connection: Connection, table: sa.Table, kinds: Mapping[str, str], dtypes: Mapping[str, pl.DataType]
 ) -> pl.DataFrame:
