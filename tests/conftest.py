@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,22 +24,35 @@ def _postgres_server_url() -> str | None:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A URL of a new, empty database (not yet migrated)."""
+def new_database_url(tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """A factory of URLs of new, empty databases (not yet migrated), all dropped after the test."""
     server = _postgres_server_url()
-    if server is None:
-        yield f"sqlite:///{tmp_path / 'closewise.db'}"
-        return
-    name = f"closewise_test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"closewise_test_{uuid.uuid4().hex[:12]}"
+        if server is None:
+            return f"sqlite:///{tmp_path / (name + '.db')}"
         with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return sa.make_url(server).set(database=name).render_as_string(hide_password=False)
+
+    admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT") if server else None
+    try:
+        yield make
+    finally:
+        if admin is not None:
+            with admin.connect() as connection:
+                for name in created:
+                    connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+@pytest.fixture
+def database_url(new_database_url: Callable[[], str]) -> str:
+    """The URL of a new, empty database (not yet migrated)."""
+    return new_database_url()
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ field of every opportunity must come back equal.
 from __future__ import annotations
 
 import csv
-import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook  # type: ignore[import-untyped, unused-ignore]
 
-from closewise.cli import export_commands
-from closewise.cli.app import app
 from closewise.db import tables
 from closewise.db.engine import make_engine
 from closewise.db.export import OPPORTUNITY_COLUMNS, stream_opportunities
@@ -44,30 +40,10 @@ HOSTILE: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _export_group() -> None:
-    """The `export` group on the app (a no-op once cli/app.py registers it)."""
-    if not any(group.name == "export" for group in app.registered_groups):
-        export_commands.register(app)
-
-
 @pytest.fixture
-def target_url(tmp_path: Path) -> Iterator[str]:
-    """A second empty database to import into (as tests/conftest.py makes them)."""
-    server = os.environ.get("CLOSEWISE_TEST_DATABASE_URL")
-    if not server:
-        yield f"sqlite:///{tmp_path / 'target.db'}"
-        return
-    name = f"closewise_test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def target_url(new_database_url: Callable[[], str]) -> str:
+    """A second empty database to import into."""
+    return new_database_url()
 
 
 def _normalised(value: Any) -> Any:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 
 from closewise.domain.enums import ChangeField
 from closewise.errors import InvalidInput
+from closewise.ingest.archive import extract_zip
 from closewise.ingest.entities import load_lead_batch
 from closewise.ingest.generic import INFERENCE_SAMPLE, FieldPlan, convert_row, count_lines, plan_fields, records
 from closewise.ingest.history_load import load_history
@@ -87,15 +88,9 @@ def export_files(path: Path) -> Iterator[list[Path]]:
     if path.suffix.lower() in SUFFIXES or not zipfile.is_zipfile(path):
         yield [path]
         return
-    with TemporaryDirectory(prefix="closewise-hubspot-") as temporary, zipfile.ZipFile(path) as archive:
-        root = Path(temporary).resolve()
-        for member in archive.infolist():
-            target = (root / member.filename).resolve()
-            if not target.is_relative_to(root):  # a zip entry must not write outside the folder
-                raise InvalidInput(f"unsafe path {member.filename!r} in the zip", where=str(path))
-            if not member.is_dir() and Path(member.filename).suffix.lower() in SUFFIXES:
-                archive.extract(member, root)
-        yield _tables(root)
+    with TemporaryDirectory(prefix="closewise-hubspot-") as temporary:
+        extract_zip(path, Path(temporary), wanted=lambda name: name.suffix.lower() in SUFFIXES)
+        yield _tables(Path(temporary))
 
 
 def _run(session: ImportSession, files: list[Path], progress: Progress | None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from closewise.errors import InvalidInput
+from closewise.ingest.archive import extract_zip
 
 OBJECTS = (
     "CurrencyType", "DatedConversionRate", "FiscalYearSettings", "Period", "UserRole", "User", "Account", "Contact",
@@ -47,14 +48,9 @@ def export_files(path: Path) -> Iterator[dict[str, Path]]:
         return
     if not zipfile.is_zipfile(path):
         raise InvalidInput("expected a Salesforce export folder or zip file", where=str(path))
-    with TemporaryDirectory(prefix="closewise-sf-") as temporary, zipfile.ZipFile(path) as archive:
-        root = Path(temporary).resolve()
-        for member in archive.infolist():
-            target = (root / member.filename).resolve()
-            if not target.is_relative_to(root):  # a zip entry must not write outside the folder
-                raise InvalidInput(f"unsafe path {member.filename!r} in the zip", where=str(path))
-            if object_of(Path(member.filename)) is not None and not member.is_dir():
-                archive.extract(member, root)
+    with TemporaryDirectory(prefix="closewise-sf-") as temporary:
+        root = Path(temporary)
+        extract_zip(path, root, wanted=lambda name: object_of(name) is not None)
         found = _scan(root)
         if not found:
             raise InvalidInput("no Salesforce object files (Opportunity.csv, User.csv, ...) in this zip",
