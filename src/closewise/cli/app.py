@@ -8,7 +8,14 @@ import sqlalchemy as sa
 import typer
 from typer.exceptions import TyperException
 
-from closewise.cli import database_commands, demo_commands, export_commands, import_commands, user_commands
+from closewise.cli import (
+    coverage_commands,
+    database_commands,
+    demo_commands,
+    export_commands,
+    import_commands,
+    user_commands,
+)
 from closewise.cli.common import State, stderr
 from closewise.errors import CloseWiseError
 from closewise.settings import load_settings
@@ -38,6 +45,7 @@ def _root(
 
 database_commands.register(app)
 export_commands.register(app)
+coverage_commands.register(app)
 demo_commands.register(app)
 app.add_typer(user_commands.app, name="user", help="List and manage users.")
 app.add_typer(import_commands.app, name="import", help="Import CRM exports: Salesforce, HubSpot, any CSV/XLSX.")
