@@ -14,6 +14,7 @@ from closewise.cli import (
     demo_commands,
     export_commands,
     import_commands,
+    stage_commands,
     user_commands,
 )
 from closewise.cli.common import State, stderr
@@ -46,6 +47,7 @@ def _root(
 database_commands.register(app)
 export_commands.register(app)
 coverage_commands.register(app)
+stage_commands.register(app)
 demo_commands.register(app)
 app.add_typer(user_commands.app, name="user", help="List and manage users.")
 app.add_typer(import_commands.app, name="import", help="Import CRM exports: Salesforce, HubSpot, any CSV/XLSX.")
