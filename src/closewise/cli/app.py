@@ -13,6 +13,7 @@ from closewise.cli import (
     database_commands,
     demo_commands,
     export_commands,
+    hygiene_commands,
     import_commands,
     stage_commands,
     user_commands,
@@ -48,6 +49,7 @@ database_commands.register(app)
 export_commands.register(app)
 coverage_commands.register(app)
 stage_commands.register(app)
+hygiene_commands.register(app)
 demo_commands.register(app)
 app.add_typer(user_commands.app, name="user", help="List and manage users.")
 app.add_typer(import_commands.app, name="import", help="Import CRM exports: Salesforce, HubSpot, any CSV/XLSX.")

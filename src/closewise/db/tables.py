@@ -372,3 +372,18 @@ audit_log = sa.Table(
     sa.Column("entity_id", String(64)),
     sa.Column("detail", JSON),
 )
+
+# A hygiene finding (opportunity + code) hidden until `until` (it shows again that day); the latest snooze
+# of a finding is the one that counts.
+hygiene_snoozes = sa.Table(
+    "hygiene_snoozes",
+    metadata,
+    _pk(),
+    _fk("opportunity_id", "opportunities.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("code", String(32), nullable=False),
+    sa.Column("reason", Text, nullable=False),
+    sa.Column("until", Date, nullable=False),
+    _fk("created_by", "users.id", ondelete="SET NULL"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    Index("ix_hygiene_snoozes_opportunity_id", "opportunity_id", "code"),
+)
