@@ -15,6 +15,7 @@ from closewise.cli import (
     export_commands,
     hygiene_commands,
     import_commands,
+    pipeline_commands,
     stage_commands,
     user_commands,
 )
@@ -50,6 +51,7 @@ export_commands.register(app)
 coverage_commands.register(app)
 stage_commands.register(app)
 hygiene_commands.register(app)
+pipeline_commands.register(app)
 demo_commands.register(app)
 app.add_typer(user_commands.app, name="user", help="List and manage users.")
 app.add_typer(import_commands.app, name="import", help="Import CRM exports: Salesforce, HubSpot, any CSV/XLSX.")
