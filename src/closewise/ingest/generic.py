@@ -39,6 +39,7 @@ class FieldPlan:
     column: str | None
     constant: Any
     convert: Callable[[str], Any]
+    date_format: DateFormat | None = None  # what `convert` reads dates with (date and datetime fields)
 
 
 def plan_fields(mapping: Mapping, columns: list[str], sample: list[SourceRow]) -> tuple[list[FieldPlan], list[str]]:
@@ -66,7 +67,8 @@ def plan_fields(mapping: Mapping, columns: list[str], sample: list[SourceRow]) -
     for name, kind in kinds.items():
         convert = converter(kind, date_format=formats.get(Kind.DATE), datetime_format=formats.get(Kind.DATETIME))
         if name in mapping.columns:
-            plans.append(FieldPlan(name, actual[mapping.columns[name].strip().lower()], None, convert))
+            plans.append(FieldPlan(name, actual[mapping.columns[name].strip().lower()], None, convert,
+                                   formats.get(kind) if kind in (Kind.DATE, Kind.DATETIME) else None))
         elif name in mapping.constants:
             constant = mapping.constants[name]
             try:
@@ -77,7 +79,8 @@ def plan_fields(mapping: Mapping, columns: list[str], sample: list[SourceRow]) -
     return plans, notes
 
 
-def convert_row(row: SourceRow, plans: list[FieldPlan], custom: tuple[str, ...], file: str) -> dict[str, Any] | RowError:
+def convert_row(row: SourceRow, plans: list[FieldPlan], custom: tuple[str, ...],
+                file: str) -> dict[str, Any] | RowError:
     record: dict[str, Any] = {"_file": file, "_line": row.line}
     for plan in plans:
         if plan.column is None:
@@ -95,9 +98,12 @@ def convert_row(row: SourceRow, plans: list[FieldPlan], custom: tuple[str, ...],
 
 def records(reader: Iterator[TableRow], sink: ErrorSink, counts: EntityCounts, plans: list[FieldPlan],
             custom: tuple[str, ...], file: str,
-            post: Callable[[dict[str, Any], SourceRow], dict[str, Any] | RowError] | None = None,
+            post: Callable[[dict[str, Any], SourceRow], dict[str, Any] | RowError | None] | None = None,
             ) -> Iterator[dict[str, Any]]:
-    """Canonical rows from a table; rows that cannot be read or converted go to the sink."""
+    """Canonical rows from a table; rows that cannot be read or converted go to the sink.
+
+    A row `post` returns None for (a row the source marks deleted) is skipped.
+    """
     for row in reader:
         if isinstance(row, BadRow):
             counts.read += 1
@@ -105,7 +111,10 @@ def records(reader: Iterator[TableRow], sink: ErrorSink, counts: EntityCounts, p
             continue
         converted = convert_row(row, plans, custom, file)
         if post is not None and not isinstance(converted, RowError):
-            converted = post(converted, row)
+            posted = post(converted, row)
+            if posted is None:
+                continue
+            converted = posted
         if isinstance(converted, RowError):
             counts.read += 1
             sink.add(converted)
@@ -116,7 +125,7 @@ def records(reader: Iterator[TableRow], sink: ErrorSink, counts: EntityCounts, p
 @contextmanager
 def mapped_rows(
     path: Path, mapping: Mapping, *, counts: EntityCounts, sink: ErrorSink, notes: list[str],
-    post: Callable[[dict[str, Any], SourceRow], dict[str, Any] | RowError] | None = None,
+    post: Callable[[dict[str, Any], SourceRow], dict[str, Any] | RowError | None] | None = None,
 ) -> Iterator[Iterator[dict[str, Any]]]:
     """Open a table and stream its canonical rows under `mapping` (date formats inferred and noted)."""
     with open_table(path) as table:
@@ -192,11 +201,13 @@ def _loader(entity: str) -> Callable[..., None]:
 def _load_changes(session: ImportSession, rows: Iterator[dict[str, Any]], mapping: Mapping, counts: EntityCounts,
                   sink: ErrorSink) -> None:
     """Snapshots of an opportunity's state at `changed_at` (fields not given are carried forward)."""
-    fields = [f for f in ("stage", "amount", "close_date", "probability", "forecast_category")
-              if f in mapping.columns or f in mapping.constants]
-    types = {"stage": pl.String(), "amount": pl.Float64(), "close_date": pl.Date(), "probability": pl.Float64(),
-             "forecast_category": pl.String()}
-    schema = {"_file": pl.String(), "_line": pl.Int64(), "opportunity": pl.String(),
+    fields: list[str] = [f for f in ("stage", "amount", "close_date", "probability", "forecast_category")
+                         if f in mapping.columns or f in mapping.constants]
+    types: dict[str, pl.DataType] = {
+        "stage": pl.String(), "amount": pl.Float64(), "close_date": pl.Date(), "probability": pl.Float64(),
+        "forecast_category": pl.String(),
+    }
+    schema: dict[str, pl.DataType] = {"_file": pl.String(), "_line": pl.Int64(), "opportunity": pl.String(),
               "changed_at": pl.Datetime("us", "UTC"), **{f: types[f] for f in fields}}
     frame = pl.DataFrame(list(rows), schema=schema).with_columns(pl.col("changed_at").dt.replace_time_zone(None))
     context: LoadContext = session.load_context(

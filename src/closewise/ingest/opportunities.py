@@ -130,7 +130,9 @@ def _prepare(
         values["status"] = str(status)
     if "owner" in row:
         ref = row["owner"]
-        values["owner_id"] = context.users.resolve(connection, ref, now=context.now) if isinstance(ref, UserRef) else None
+        values["owner_id"] = (
+            context.users.resolve(connection, ref, now=context.now) if isinstance(ref, UserRef) else None
+        )
     if "account" in row:
         ref = row["account"]
         values["account_id"] = (
@@ -168,7 +170,7 @@ def _new_record(context: LoadContext, values: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _opening_changes(context: LoadContext, opportunity_id: int, record: dict[str, Any]) -> list[dict[str, Any]]:
+def opening_changes(context: LoadContext, opportunity_id: int, record: dict[str, Any]) -> list[dict[str, Any]]:
     """A closed deal imported without history: it was open until it closed."""
     status = record["status"]
     if status == OpportunityStatus.OPEN.value or ChangeField.STATUS in context.history_fields:
@@ -233,7 +235,7 @@ def load_opportunity_batch(
         new_ids = queries.ids_by_key(connection, table=tables.opportunities, source=context.source,
                                      external_ids=[record["external_id"] for record in closing])
         for record in closing:
-            changes.extend(_opening_changes(context, new_ids[record["external_id"]], record))
+            changes.extend(opening_changes(context, new_ids[record["external_id"]], record))
     queries.update_by_id(connection, table=tables.opportunities, rows=updates)
     queries.insert_changes(connection, rows=changes)
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from closewise.db.org_settings import write_setting
 from closewise.domain.enums import ChangeField
 from closewise.ingest import entities
+from closewise.ingest.fastpath import load_opportunity_file
 from closewise.ingest.generic import count_lines, mapped_rows
 from closewise.ingest.history_load import load_history
 from closewise.ingest.opportunities import LoadContext, load_opportunity_batch
@@ -105,6 +106,13 @@ def _load_object(session: ImportSession, context: LoadContext, obj: str, path: P
     loader = LOADERS[obj]
     total = count_lines(path)
     read_before = counts.read  # Task and Event share the activities counts
+    if obj == "Opportunity":
+        load_opportunity_file(
+            session.engine, context, path, mapping, counts=counts, sink=sink, notes=session.report.notes,
+            hook=presets.OPPORTUNITY_FAST_HOOK,
+            progress=(lambda done: progress(obj, done, max(total, done))) if progress is not None else None,
+        )
+        return
     with mapped_rows(path, mapping, counts=counts, sink=sink, notes=session.report.notes, post=hook) as rows:
         for batch in batched(rows, BATCH):
             with session.engine.begin() as connection:

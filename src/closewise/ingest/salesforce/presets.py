@@ -12,9 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from closewise.domain.enums import OpportunityStatus, Role
 from closewise.errors import InvalidInput
 from closewise.ingest.canonical import clean_id
+from closewise.ingest.fastpath import FastHook, HookResult
 from closewise.ingest.mapping import Mapping
 from closewise.ingest.readers import SourceRow
 from closewise.ingest.refs import AccountRef, slug
@@ -98,7 +101,12 @@ def _value(row: SourceRow, *names: str) -> str:
 
 
 def _deleted(row: SourceRow) -> bool:
-    return parse_bool(_value(row, "IsDeleted") or "0") is True
+    return is_deleted(_value(row, "IsDeleted"))
+
+
+def is_deleted(text: str) -> bool:
+    """IsDeleted (stripped text; empty means no); ValueError for a value that is not yes or no."""
+    return parse_bool(text or "0") is True
 
 
 def _person_name(row: SourceRow) -> str | None:
@@ -106,24 +114,39 @@ def _person_name(row: SourceRow) -> str | None:
     return name or None
 
 
+def opportunity_status(closed: str, won: str, stage: str | None) -> str | None:
+    """The status IsClosed / IsWon say (None when IsClosed is empty); ValueError names a bad IsClosed.
+
+    A closed, not won deal whose stage reads like "no decision" is `no_decision`, not `lost`.
+    """
+    if not closed:
+        return None
+    if not parse_bool(closed):
+        return OpportunityStatus.OPEN.value
+    status = OpportunityStatus.WON if parse_bool(won or "0") else OpportunityStatus.LOST
+    if status is OpportunityStatus.LOST and "no_decision" in slug(stage or ""):
+        status = OpportunityStatus.NO_DECISION
+    return status.value
+
+
+def stage_order(text: str) -> int | None:
+    """StageSortOrder, when it is a plain number."""
+    return int(text) if text.isdigit() else None
+
+
 def opportunity_hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
     if _deleted(row):
         return None
     closed, won = _value(row, "IsClosed"), _value(row, "IsWon")
     try:
-        if closed:
-            if parse_bool(closed):
-                status = OpportunityStatus.WON if parse_bool(won or "0") else OpportunityStatus.LOST
-                if status is OpportunityStatus.LOST and "no_decision" in slug(record.get("stage") or ""):
-                    status = OpportunityStatus.NO_DECISION
-                record["status"] = status.value
-            else:
-                record["status"] = OpportunityStatus.OPEN.value
+        status = opportunity_status(closed, won, record.get("stage"))
     except ValueError as exc:
         return RowError(row_file(record), row.line, "IsClosed", closed, str(exc))
-    order = _value(row, "StageSortOrder")
-    if order.isdigit():
-        record["_stage_order"] = int(order)
+    if status is not None:
+        record["status"] = status
+    order = stage_order(_value(row, "StageSortOrder"))
+    if order is not None:
+        record["_stage_order"] = order
     if record.get("probability") is not None:
         record["_stage_probability"] = record["probability"]
     return record
@@ -217,3 +240,49 @@ def parse_when(text: str) -> datetime | None:
         return parse_datetime(text, _ISO)
     except ValueError:
         return parse_datetime(text, _US)
+
+
+OPPORTUNITY_HOOK_COLUMNS = ("IsDeleted", "IsClosed", "IsWon", "StageSortOrder")
+
+
+def opportunity_frame_hook(raw: pl.DataFrame, converted: pl.DataFrame) -> HookResult:
+    """`opportunity_hook` for a whole frame: the same functions, called once per distinct combination."""
+    stages = converted.get_column("stage") if "stage" in converted.columns else pl.Series([None] * raw.height,
+                                                                                         dtype=pl.String)
+    keys = pl.DataFrame({"deleted": raw.get_column("IsDeleted"), "closed": raw.get_column("IsClosed"),
+                         "won": raw.get_column("IsWon"), "order": raw.get_column("StageSortOrder"),
+                         "stage": stages}).with_row_index("row")
+    fields = ["deleted", "closed", "won", "order", "stage"]
+    outcomes: list[dict[str, Any]] = []
+    for deleted, closed, won, order, stage in keys.select(fields).unique().iter_rows():
+        outcome: dict[str, Any] = {"deleted": deleted, "closed": closed, "won": won, "order": order, "stage": stage,
+                                   "keep": True, "status": None, "stage_order": None, "error": None}
+        try:
+            if is_deleted(deleted.strip()):
+                outcome["keep"] = False
+                outcomes.append(outcome)
+                continue
+            outcome["stage_order"] = stage_order(order.strip())
+        except ValueError:
+            # The row hook raises on these (the per-row path decides what happens).
+            return HookResult(keep=pl.Series([True] * raw.height), unsure=True)
+        try:
+            outcome["status"] = opportunity_status(closed.strip(), won.strip(), stage)
+        except ValueError as exc:
+            outcome["error"] = str(exc)
+        outcomes.append(outcome)
+    schema = {"deleted": pl.String, "closed": pl.String, "won": pl.String, "order": pl.String, "stage": pl.String,
+              "keep": pl.Boolean, "status": pl.String, "stage_order": pl.Int64, "error": pl.String}
+    joined = keys.join(pl.DataFrame(outcomes, schema=schema), on=fields, how="left", nulls_equal=True) \
+        .sort("row")
+    errors = {
+        int(row): ("IsClosed", str(closed).strip(), str(reason))
+        for row, closed, reason in joined.filter(pl.col("error").is_not_null()).select("row", "closed", "error")
+        .iter_rows()
+    }
+    probability = converted.get_column("probability") if "probability" in converted.columns else None
+    return HookResult(keep=joined.get_column("keep"), status=joined.get_column("status"),
+                      stage_order=joined.get_column("stage_order"), stage_probability=probability, errors=errors)
+
+
+OPPORTUNITY_FAST_HOOK = FastHook(opportunity_hook, opportunity_frame_hook, OPPORTUNITY_HOOK_COLUMNS)

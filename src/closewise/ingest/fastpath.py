@@ -1,0 +1,261 @@
+"""The fast path for opportunity files: whole batches converted and inserted as columns, not row by row.
+
+A file of a million new opportunities spends most of its time in per-row Python (one dict per row, one
+converter call per cell, one reference look-up per row). Here rows are read by the same reader as always
+(so line numbers and unreadable rows are exactly as before), converted column by column
+(`fast_convert.py`), checked and resolved on distinct values, and inserted with one statement per batch
+(`fast_load.py`).
+
+Whenever a batch holds anything the fast path does not reproduce exactly - an opportunity already stored
+(a re-import), an id seen twice, a hook that would fail - that batch goes through the per-row path
+(`generic.records` + `opportunities.load_opportunity_batch`) instead, which defines the behaviour. Batches
+are `session.BATCH` rows that pass conversion, one transaction each, as on the per-row path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import chain, islice
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy.engine import Engine
+
+from closewise.db import ingest as queries
+from closewise.ingest.fast_convert import Converted, convert_column
+from closewise.ingest.fast_load import load_new_opportunities
+from closewise.ingest.fields import ENTITIES
+from closewise.ingest.generic import INFERENCE_SAMPLE, FieldPlan, plan_fields, records
+from closewise.ingest.mapping import Mapping
+from closewise.ingest.opportunities import LoadContext, load_opportunity_batch
+from closewise.ingest.readers import BadRow, SourceRow, TableRow, open_table
+from closewise.ingest.report import EntityCounts, ErrorSink, RowError
+from closewise.ingest.session import BATCH, batched
+
+# Rows converted at once (a few batches): large enough to amortise the per-expression overhead.
+CHUNK = 10 * BATCH
+Post = Callable[[dict[str, Any], SourceRow], dict[str, Any] | RowError | None]
+Progress = Callable[[int], None]
+
+
+@dataclass
+class HookResult:
+    """What a source's row hook adds to converted rows, for a whole frame of them.
+
+    `keep` is False for rows the source marks deleted (skipped silently); `errors` maps a row index to
+    (column, value, reason); `unsure` sends the batch to the per-row path (which will behave as it does).
+    """
+
+    keep: pl.Series
+    status: pl.Series | None = None
+    stage_order: pl.Series | None = None
+    stage_probability: pl.Series | None = None
+    errors: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    unsure: bool = False
+
+
+# (raw source columns, converted columns) -> HookResult
+FrameHook = Callable[[pl.DataFrame, pl.DataFrame], HookResult]
+
+
+@dataclass(frozen=True)
+class FastHook:
+    """A row hook (`post`) with its whole-frame equivalent and the source columns the latter reads."""
+
+    post: Post
+    frame: FrameHook
+    columns: tuple[str, ...]
+
+
+def load_opportunity_file(
+    engine: Engine, context: LoadContext, path: Path, mapping: Mapping, *, counts: EntityCounts, sink: ErrorSink,
+    notes: list[str], hook: FastHook | None = None, progress: Progress | None = None,
+) -> None:
+    """Import an opportunity file under `mapping`, batch by batch (see the module docstring)."""
+    with open_table(path) as table:
+        mapping.check_columns(table.columns, file=path.name)
+        stream = iter(table)
+        sample_rows = list(islice(stream, INFERENCE_SAMPLE))
+        sample = [row for row in sample_rows if isinstance(row, SourceRow)]
+        plans, inferred = plan_fields(mapping, table.columns, sample)
+        notes.extend(f"{path.name}: {note}" for note in inferred)
+        if table.encoding and table.encoding not in ("utf-8", "utf-8-sig"):
+            notes.append(f"{path.name}: read as {table.encoding}")
+        batch = _Batch(engine, context, plans, mapping, path.name, counts, sink, notes, hook, set(table.columns))
+        read_before = counts.read
+        for chunk in batched(chain(sample_rows, stream), CHUNK):
+            batch.load_chunk(chunk)
+            if progress is not None:
+                progress(counts.read - read_before)
+
+
+@dataclass
+class _Batch:
+    engine: Engine
+    context: LoadContext
+    plans: list[FieldPlan]
+    mapping: Mapping
+    file: str
+    counts: EntityCounts
+    sink: ErrorSink
+    notes: list[str]
+    hook: FastHook | None
+    columns: set[str]
+
+    @property
+    def fast(self) -> bool:
+        # Lead links need a look-up per batch that the fast path does not do.
+        return not any(plan.name == "lead" for plan in self.plans)
+
+    def load_chunk(self, chunk: list[TableRow]) -> None:
+        # Conversion has no side effects: batches are cut the same way whichever path then loads them.
+        good = [row for row in chunk if isinstance(row, SourceRow)]
+        converted, problems, keep, hooked = self._convert(good)
+        # Outcome of each row of the chunk: an error, skipped, or its index in `converted`.
+        outcomes: list[RowError | int | None] = []
+        position = 0
+        for row in chunk:
+            if isinstance(row, BadRow):
+                outcomes.append(RowError(self.file, row.line, "", row.raw[:200], row.reason))
+                continue
+            index = position
+            position += 1
+            outcomes.append(problems.get(index) if index in problems else (index if keep[index] else None))
+        start = 0
+        loaded = 0
+        for end, outcome in enumerate(outcomes, start=1):
+            if isinstance(outcome, int):
+                loaded += 1
+            if loaded == BATCH or end == len(outcomes):
+                self._sub_batch(chunk[start:end], outcomes[start:end], converted, hooked)
+                start, loaded = end, 0
+
+    def _per_row(self, rows: list[TableRow]) -> None:
+        post = self.hook.post if self.hook is not None else None
+        loadable = list(records(iter(rows), self.sink, self.counts, self.plans, self.mapping.custom, self.file, post))
+        with self.engine.begin() as connection:
+            load_opportunity_batch(connection, self.context, loadable, self.counts, self.sink, notes=self.notes)
+
+    def _sub_batch(self, rows: list[TableRow], outcomes: list[RowError | int | None], converted: pl.DataFrame,
+                   hooked: HookResult | None) -> None:
+        indices = [outcome for outcome in outcomes if isinstance(outcome, int)]
+        frame = converted[indices] if indices else converted.clear()
+        if not self.fast or not self._sure(frame, hooked, indices):
+            self._per_row(rows)
+            return
+        for outcome in outcomes:
+            if isinstance(outcome, RowError):
+                self.counts.read += 1
+                self.sink.add(outcome)
+        if frame.height:
+            if hooked is not None:
+                frame = _with_hook(frame, hooked, indices)
+            with self.engine.begin() as connection:
+                queries.tune_for_import(connection)
+                load_new_opportunities(connection, self.context, frame, self.counts, self.sink, file=self.file)
+
+    def _sure(self, frame: pl.DataFrame, hooked: HookResult | None, indices: list[int]) -> bool:
+        """Whether the fast path reproduces this batch exactly: only new, distinct ids, a confident hook."""
+        if hooked is not None and hooked.unsure:
+            return False
+        if "external_id" not in frame.columns:
+            return False
+        ids = frame.get_column("external_id").drop_nulls()
+        if ids.is_duplicated().any():
+            return False
+        stored = self.context.stored_opportunities
+        if stored is None:
+            return False
+        ids_list = ids.to_list()
+        seen = self.context.seen
+        return not any(key in stored or key in seen for key in ids_list)
+
+    def _source_columns(self, good: list[SourceRow]) -> dict[str, pl.Series]:
+        """The text of every source column the plans and the hook read, as columns."""
+        wanted = [plan.column for plan in self.plans if plan.column is not None]
+        if self.hook is not None:
+            wanted += [name for name in self.hook.columns if name in self.columns]
+        names = list(dict.fromkeys(wanted))
+        if not names:
+            return {}
+        # One C-level tuple per row, then one transpose: far cheaper than a dict look-up per cell.
+        getter = itemgetter(*names, names[0])
+        cells = list(zip(*[getter(row[1]) for row in good], strict=True)) if good else [() for _ in names]
+        return {name: pl.Series(name, cells[position], dtype=pl.String) for position, name in enumerate(names)}
+
+    def _convert(
+        self, good: list[SourceRow]
+    ) -> tuple[pl.DataFrame, dict[int, RowError], list[bool], HookResult | None]:
+        """Converted columns of the readable rows, the first conversion error of each row, and the hook's say."""
+        count = len(good)
+        columns: dict[str, pl.Series] = {"_line": pl.Series("_line", [row[0] for row in good], dtype=pl.Int64)}
+        source = self._source_columns(good)
+        first_error: dict[int, RowError] = {}
+        kinds = ENTITIES[self.mapping.entity]
+        for plan in self.plans:
+            if plan.column is None:
+                columns[plan.name] = pl.Series(plan.name, [plan.constant] * count)
+                continue
+            column = plan.column
+            texts = source[column].alias(plan.name)
+            result: Converted = convert_column(texts, kinds[plan.name], plan.convert, plan.date_format)
+            columns[plan.name] = result.values.rename(plan.name)
+            for index, reason in result.errors.items():
+                if index not in first_error:
+                    first_error[index] = RowError(self.file, good[index][0], column, texts[index], reason)
+        custom = self.mapping.custom
+        if custom:
+            # As stored: the JSON text of {column: raw text}.
+            columns["custom"] = pl.Series("custom", [json.dumps({c: row[1].get(c, "") for c in custom})
+                                                     for row in good], dtype=pl.String)
+        converted = pl.DataFrame(list(columns.values()))
+        keep = [True] * count
+        hooked: HookResult | None = None
+        if self.hook is not None:
+            raw = pl.DataFrame([source[name] if name in source else pl.Series(name, [""] * count, dtype=pl.String)
+                                for name in self.hook.columns])
+            ok = pl.Series([index not in first_error for index in range(count)], dtype=pl.Boolean)
+            hooked = self.hook.frame(raw.filter(ok), converted.filter(ok))
+            hooked = _spread(hooked, ok)
+            keep = hooked.keep.to_list()
+            for index, (column, value, reason) in hooked.errors.items():
+                first_error[index] = RowError(self.file, good[index][0], column, value, reason)
+        return converted, first_error, keep, hooked
+
+
+def _spread(result: HookResult, ok: pl.Series) -> HookResult:
+    """A hook result computed on the rows that passed conversion, laid out over every row."""
+    positions = [index for index, flag in enumerate(ok.to_list()) if flag]
+
+    def widen(series: pl.Series | None, fill: Any) -> pl.Series | None:
+        if series is None:
+            return None
+        full = pl.Series(series.name, [fill] * ok.len(), dtype=series.dtype)
+        return full.scatter(positions, series) if positions else full
+
+    keep = widen(result.keep, False)
+    assert keep is not None
+    return HookResult(
+        keep=keep, status=widen(result.status, None), stage_order=widen(result.stage_order, None),
+        stage_probability=widen(result.stage_probability, None),
+        errors={positions[index]: error for index, error in result.errors.items()}, unsure=result.unsure,
+    )
+
+
+def _with_hook(frame: pl.DataFrame, hooked: HookResult, indices: list[int]) -> pl.DataFrame:
+    extra: list[pl.Series] = []
+    if hooked.status is not None:
+        # The hook's status wins over a mapped status column, as the row hook overwrites it.
+        status = hooked.status[indices].alias("status")
+        if "status" in frame.columns:
+            status = status.zip_with(status.is_not_null(), frame.get_column("status"))
+        extra.append(status)
+    if hooked.stage_order is not None:
+        extra.append(hooked.stage_order[indices].alias("_stage_order"))
+    if hooked.stage_probability is not None:
+        extra.append(hooked.stage_probability[indices].alias("_stage_probability"))
+    return frame.with_columns(extra) if extra else frame
