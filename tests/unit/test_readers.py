@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from closewise.errors import InvalidInput
-from closewise.ingest.readers import BadRow, SourceRow, TableRow, cell_text, open_table, sniff_delimiter
+from closewise.ingest.readers import BadRow, SourceRow, TableRow, open_table, sniff_delimiter
+from closewise.ingest.xlsx import cell_text
 
 
 def read(path: Path, **options: str) -> tuple[list[str], str | None, str | None, list[TableRow]]:
