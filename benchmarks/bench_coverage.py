@@ -29,16 +29,13 @@ cost (closewise.db.frames: ~21 s for 1M opportunities and 6.1M changes on SQLite
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import polars as pl
+from measure import timed
 
 from closewise.analytics.coverage import CoverageReport, coverage
 from closewise.analytics.snapshots import build_timeline
@@ -48,22 +45,8 @@ from closewise.domain.timeutil import parse_as_of
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_snapshots import synthesise
 
-T = TypeVar("T")
 SEGMENTS = np.array(["smb", "mid_market", "enterprise"])
 STAGES = ["prospecting", "qualification", "discovery", "proposal", "negotiation"]
-
-
-def _peak_gib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak * (1 if sys.platform == "darwin" else 1024) / 2**30
-
-
-def _timed(label: str, fn: Callable[[], T]) -> T:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"{label:<48} {wall:7.2f} s wall {cpu:7.2f} s CPU   peak RSS {_peak_gib():5.2f} GiB", flush=True)
-    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,12 +65,12 @@ def main(argv: list[str] | None = None) -> None:
         from closewise.services.org_data import load_org
 
         engine = make_engine(args.db)
-        org = _timed("load_org", lambda: load_org(engine, activities=False))
-        timeline = _timed("build_timeline (shared by every analytic)", lambda: org.timeline)
+        org = timed("load_org", lambda: load_org(engine, activities=False))
+        timeline = timed("build_timeline (shared by every analytic)", lambda: org.timeline)
         calendar, rates, corporate = org.calendar, org.rates, org.corporate_currency
         stages = org.stages["key"].to_list()
     else:
-        opportunities, changes = _timed(
+        opportunities, changes = timed(
             f"synthesise {args.opportunities:,} opportunities", lambda: synthesise(args.opportunities, args.seed)
         )
         rng = np.random.default_rng(args.seed + 1)
@@ -95,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             pl.Series("segment", SEGMENTS[rng.integers(0, 3, opportunities.height)])
         )
         print(f"  {changes.height:,} changes", flush=True)
-        timeline = _timed("build_timeline (shared by every analytic)", lambda: build_timeline(opportunities, changes))
+        timeline = timed("build_timeline (shared by every analytic)", lambda: build_timeline(opportunities, changes))
         print(f"  {timeline.height:,} state rows", flush=True)
         calendar, corporate, stages = FiscalCalendar(), "USD", STAGES
         rates = pl.DataFrame(schema={"currency": pl.String, "rate": pl.Float64, "start_date": pl.Date})
@@ -113,9 +96,9 @@ def main(argv: list[str] | None = None) -> None:
             stage_order=stages,
         )
 
-    report = _timed("coverage, first call", ask)
+    report = timed("coverage, first call", ask)
     for i in range(args.repeat):
-        _timed(f"coverage, again ({i + 1})", ask)
+        timed(f"coverage, again ({i + 1})", ask)
     print(
         f"  {report.open_deals:,} open deals in {report.period}, {report.history_deals:,} past deal-periods, "
         f"conversion {report.overall_conversion}",

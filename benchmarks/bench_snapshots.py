@@ -28,15 +28,12 @@ full snapshots of a million deals would be ~500M rows); `snapshot` alone for a h
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 import numpy as np
 import polars as pl
+from measure import timed
 
 from closewise.analytics import schema as s
 from closewise.analytics.snapshots import build_timeline, is_closed, snapshot, snapshots, snapshots_lazy
@@ -46,7 +43,6 @@ SPAN_SECONDS = 3 * 365 * 86400
 STAGES = ["prospecting", "qualification", "discovery", "proposal", "negotiation"]
 CATEGORIES = ["pipeline", "best_case", "commit", "omitted"]
 STEPS = ["call back", "send proposal", "demo with CFO", "legal review", "intro to champion"]
-T = TypeVar("T")
 FIELDS = ["stage", "amount", "close_date", "forecast_category", "probability", "next_step", "owner_id", "status"]
 # Status changes are rarer: at most one closing per opportunity is drawn below.
 FIELD_WEIGHTS = np.array([0.25, 0.15, 0.2, 0.12, 0.12, 0.1, 0.06, 0.0])
@@ -154,20 +150,6 @@ def synthesise(n: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     return opportunities, log
 
 
-def _peak_gib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak * (1 if sys.platform == "darwin" else 1024) / 2**30
-
-
-def _timed(label: str, fn: Callable[[], T]) -> T:
-    """Run `fn`, print wall and CPU time (the CPU figure is steadier on a shared machine) and peak RSS."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"{label:<56} {wall:7.2f} s wall {cpu:7.2f} s CPU   peak RSS {_peak_gib():5.2f} GiB", flush=True)
-    return result
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--opportunities", type=int, default=1_000_000)
@@ -176,15 +158,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    opportunities, changes = _timed(
+    opportunities, changes = timed(
         f"synthesise {args.opportunities:,} opportunities", lambda: synthesise(args.opportunities, args.seed)
     )
     print(f"  {changes.height:,} changes", flush=True)
-    timeline = _timed("build_timeline", lambda: build_timeline(opportunities, changes))
+    timeline = timed("build_timeline", lambda: build_timeline(opportunities, changes))
     print(f"  {timeline.height:,} state rows, {timeline.estimated_size() / 2**20:,.0f} MiB", flush=True)
 
     as_of = START + timedelta(days=730)
-    one = _timed("snapshot (one date)", lambda: snapshot(timeline, as_of))
+    one = timed("snapshot (one date)", lambda: snapshot(timeline, as_of))
     print(f"  {one.height:,} opportunities existed, {one.filter(~is_closed()).height:,} open", flush=True)
 
     step = timedelta(seconds=SPAN_SECONDS) / args.dates
@@ -209,10 +191,10 @@ def main(argv: list[str] | None = None) -> None:
         ]
         return pl.concat(rows)
 
-    lazy = _timed(f"open pipeline at {len(dates):,} dates: snapshots_lazy+group_by", lambda: open_pipeline_lazy(dates))
+    lazy = timed(f"open pipeline at {len(dates):,} dates: snapshots_lazy+group_by", lambda: open_pipeline_lazy(dates))
     sample = dates[:: max(1, len(dates) // args.loop_dates)]
     began = time.perf_counter()
-    loop = _timed(f"open pipeline at {len(sample):,} dates: loop of snapshot()", lambda: open_pipeline_loop(sample))
+    loop = timed(f"open pipeline at {len(sample):,} dates: loop of snapshot()", lambda: open_pipeline_loop(sample))
     per_date = (time.perf_counter() - began) / max(1, len(sample))
     print(f"  {per_date * 1000:.0f} ms a date, so {per_date * len(dates):.0f} s for {len(dates):,} dates", flush=True)
     both = loop.join(lazy, on=s.AS_OF, how="left", suffix="_lazy").fill_null(0)
@@ -223,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     assert both["deals"].equals(both["deals_lazy"]), "the two ways disagree on counts"
 
     few = dates[:: max(1, len(dates) // 20)]
-    full = _timed(f"snapshots() materialised at {len(few)} dates", lambda: snapshots(timeline, few))
+    full = timed(f"snapshots() materialised at {len(few)} dates", lambda: snapshots(timeline, few))
     print(f"  {full.height:,} rows", flush=True)
 
 

@@ -33,40 +33,22 @@ amount changes straight from the log. Deal outcomes are the largest part and are
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 import numpy as np
 import polars as pl
 from bench_snapshots import START, synthesise
+from measure import timed
 
 from closewise.analytics import history
 from closewise.analytics.cycle import sales_cycle, velocity
 from closewise.analytics.slippage import slippage
 from closewise.analytics.stages import stage_conversion, time_in_stage
 
-T = TypeVar("T")
 STAGES = pl.DataFrame(
     {"key": ["prospecting", "qualification", "discovery", "proposal", "negotiation"], "order": [1, 2, 3, 4, 5]}
 )
 RATES = pl.DataFrame(schema={"currency": pl.String(), "rate": pl.Float64(), "start_date": pl.Date()})
-
-
-def _peak_gib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak * (1 if sys.platform == "darwin" else 1024) / 2**30
-
-
-def _timed(label: str, fn: Callable[[], T]) -> T:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"{label:<52} {wall:7.2f} s wall {cpu:7.2f} s CPU   peak RSS {_peak_gib():5.2f} GiB", flush=True)
-    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,14 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         from closewise.db.engine import make_engine
         from closewise.services.org_data import load_org
 
-        org = _timed("load_org (read, not analytics)", lambda: load_org(make_engine(args.db), activities=False))
+        org = timed("load_org (read, not analytics)", lambda: load_org(make_engine(args.db), activities=False))
         opportunities, changes, stages, rates = org.opportunities, org.changes, org.stages, org.rates
         latest = org.opportunities["created_at"].max()
         assert isinstance(latest, datetime), "the org holds no opportunity"
         as_of = latest
         corporate = org.corporate_currency
     else:
-        opportunities, changes = _timed(
+        opportunities, changes = timed(
             f"synthesise {args.opportunities:,} opportunities", lambda: synthesise(args.opportunities, args.seed)
         )
         rng = np.random.default_rng(args.seed)
@@ -97,19 +79,19 @@ def main(argv: list[str] | None = None) -> None:
         as_of = START + timedelta(days=730)
     print(f"  {opportunities.height:,} opportunities, {changes.height:,} changes, as of {as_of}", flush=True)
 
-    deals = _timed("deal_outcomes", lambda: history.deal_outcomes(opportunities, changes, as_of=as_of))
-    visits = _timed(
+    deals = timed("deal_outcomes", lambda: history.deal_outcomes(opportunities, changes, as_of=as_of))
+    visits = timed(
         "stage_visits", lambda: history.stage_visits(opportunities, changes, stages, as_of=as_of, deals=deals)
     )
     print(f"  {deals.height:,} deals, {visits.height:,} visits", flush=True)
-    _timed("stage_conversion", lambda: stage_conversion(opportunities, changes, stages, as_of=as_of, visits=visits))
-    _timed("time_in_stage", lambda: time_in_stage(opportunities, changes, stages, as_of=as_of, visits=visits))
+    timed("stage_conversion", lambda: stage_conversion(opportunities, changes, stages, as_of=as_of, visits=visits))
+    timed("time_in_stage", lambda: time_in_stage(opportunities, changes, stages, as_of=as_of, visits=visits))
     for group in ("segment", "owner_id"):
 
         def cycle_by(by: str = group) -> pl.DataFrame:
             return sales_cycle(opportunities, changes, as_of=as_of, by=by, deals=deals)
 
-        _timed(f"sales_cycle by {group}", cycle_by)
+        timed(f"sales_cycle by {group}", cycle_by)
 
     def both_velocity() -> None:
         for by in ("owner_id", None):
@@ -119,8 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         for by in ("owner_id", None):
             slippage(opportunities, changes, as_of=as_of, by=by, deals=deals)
 
-    _timed("velocity by owner + org", both_velocity)
-    _timed("slippage by owner + org", both_slippage)
+    timed("velocity by owner + org", both_velocity)
+    timed("slippage by owner + org", both_slippage)
 
     def everything() -> None:
         shared = history.deal_outcomes(opportunities, changes, as_of=as_of)
@@ -133,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             velocity(opportunities, changes, rates, as_of=as_of, corporate=corporate, by=by, deals=shared)
             slippage(opportunities, changes, as_of=as_of, by=by, deals=shared)
 
-    _timed("all stage analytics, as the service runs them", everything)
+    timed("all stage analytics, as the service runs them", everything)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,25 @@
+"""What every benchmark prints: wall and CPU time of a step (CPU is steadier on a shared machine) and peak RSS."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def peak_gib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak * (1 if sys.platform == "darwin" else 1024) / 2**30
+
+
+def timed(label: str, fn: Callable[[], T], *, width: int = 56) -> T:
+    """Run `fn` and print its wall time, CPU time and the peak RSS so far."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"{label:<{width}} {wall:7.2f} s wall {cpu:7.2f} s CPU   peak RSS {peak_gib():5.2f} GiB", flush=True)
+    return result
