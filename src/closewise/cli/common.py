@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import Engine
 
 from closewise.services.database import open_database
@@ -60,10 +60,19 @@ def emit_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+class _LazyProgress(Progress):
+    """Shown from the first task on: a command that fails before any work prints no empty bar."""
+
+    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+        if not self.live.is_started:
+            self.start()
+        return super().add_task(*args, **kwargs)
+
+
 @contextmanager
 def progress_bar() -> Iterator[Progress]:
     """A Rich progress bar on stderr, so `--json` output stays clean."""
-    bar = Progress(
+    bar = _LazyProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -71,5 +80,8 @@ def progress_bar() -> Iterator[Progress]:
         console=stderr,
         transient=False,
     )
-    with bar:
+    try:
         yield bar
+    finally:
+        if bar.live.is_started:
+            bar.stop()

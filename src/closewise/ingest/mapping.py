@@ -42,7 +42,7 @@ class Mapping:
         present = {name.strip().lower() for name in available}
         for canonical, column in self.columns.items():
             if column.strip().lower() not in present:
-                shown = ", ".join(available[:30]) + (" ..." if len(available) > 30 else "")
+                shown = ", ".join(_printable(name) for name in available[:30]) + (" ..." if len(available) > 30 else "")
                 raise InvalidInput(
                     f"columns.{canonical} names column {column!r}, which {file} does not have (it has: {shown})",
                     where=str(self.path),
@@ -50,6 +50,12 @@ class Mapping:
         for column in self.custom:
             if column.strip().lower() not in present:
                 raise InvalidInput(f"custom names column {column!r}, which {file} does not have", where=str(self.path))
+
+
+def _printable(name: str) -> str:
+    """A column name fit for a one-line message (a binary file's 'header' is not)."""
+    text = "".join(char if char.isprintable() else "?" for char in name)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _stage_target(where: Path, value_name: str, raw: Any) -> StageTarget:
