@@ -1,0 +1,203 @@
+"""Deal scoring for the forecast: per open deal, P(won), P(won inside the period), the expected amount, and
+the reasons. The one entry point the forecaster needs.
+
+    scorer = DealScorer(random_state=7).fit(frames, as_of=cutoff)
+    scored = scorer.score(frames, as_of=cutoff, period_start=date(2026, 10, 1), period_end=date(2027, 1, 1))
+
+`fit` builds training examples at as-of dates every `every_days` before the cutoff from what was known at
+the cutoff (`ml.features.training_examples`; deals still open then are censored, i.e. left out) and fits:
+
+- `win_model_` (`ml.win_model.WinModel`): P(won) on the resolved examples;
+- `timing_model_` (`ml.timing_model.TimingModel`): P(won within h days | won) on the won examples expanded
+  over horizons ending by the cutoff.
+
+`score` computes the features of the deals open at `as_of` (never before the training cutoff: a model
+must not score a date whose outcomes it learned from) and returns one row per deal:
+
+- `p_win`: P(won, ever);
+- `p_close_in_period`: `p_win × P(won inside [period_start, period_end) | won)` (the end is exclusive, as
+  `domain.periods.Period.end`), where the second factor is
+  `F(end) − F(start)` from the timing model's cumulative distribution (0 for a period already over);
+- `expected_amount`: `p_close_in_period ×` the deal's amount in the corporate currency at `as_of`;
+- `reasons`: the strongest signed contributions to `p_win` (`ml.explain`), a list of
+  `{feature, contribution, text}`.
+
+`frames` is an `ml.frames.OrgFrames`, or anything shaped like `services.org_data.OrgData` (`OrgLike`, taken
+without exit-criteria checks). Both models fall back to smoothed rates when history is thin
+(`uses_fallback`), so a young org still gets scores from day one.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from closewise.analytics import schema as s
+from closewise.analytics.history import naive_utc
+from closewise.errors import InvalidInput
+from closewise.ml import features as f
+from closewise.ml.explain import REASON_DTYPE, reasons
+from closewise.ml.frames import OrgFrames, OrgLike
+from closewise.ml.timing_model import HORIZON, HORIZONS, TimingModel, with_horizon
+from closewise.ml.win_model import WinModel
+
+SCORE_COLUMNS: Final = (
+    s.ID,
+    s.OWNER_ID,
+    "team_id",
+    s.STAGE,
+    s.CLOSE_DATE,
+    s.FORECAST_CATEGORY,
+    "probability",
+    "amount_corporate",
+    "p_win",
+    "p_close_in_period",
+    "expected_amount",
+    "reasons",
+)
+TIMING_FEATURES: Final = (*f.FEATURES, HORIZON, "close_gap_days")
+
+
+class DealScorer:
+    """Fit on an org's history up to a cutoff; score its open deals for a period. See the module header.
+
+    `random_state` defaults to a fixed seed (not None, unlike the estimators): a forecast asked twice of the
+    same data must give the same answer."""
+
+    def __init__(
+        self,
+        *,
+        every_days: int = 7,
+        min_lag_days: int = 14,
+        history_days: int | None = None,
+        n_reasons: int = 3,
+        min_class_count: int = 40,
+        random_state: int | None = 0,
+    ) -> None:
+        self.every_days = every_days
+        self.min_lag_days = min_lag_days
+        self.history_days = history_days
+        self.n_reasons = n_reasons
+        self.min_class_count = min_class_count
+        self.random_state = random_state
+
+    def fit(self, frames: OrgFrames | OrgLike, *, as_of: datetime) -> DealScorer:
+        frames = _frames(frames)
+        cutoff = naive_utc(as_of)
+        examples = f.training_examples(
+            frames,
+            cutoff=cutoff,
+            every_days=self.every_days,
+            min_lag_days=self.min_lag_days,
+            history_days=self.history_days,
+        )
+        resolved = examples.filter(pl.col("resolved"))
+        self.win_model_ = WinModel(min_class_count=self.min_class_count, random_state=self.random_state).fit(
+            resolved.select(f.FEATURES),
+            resolved["won"].to_numpy(),
+            groups=resolved[s.ID].to_numpy(),
+            time=resolved[s.AS_OF].to_numpy(),
+        )
+        timing = timing_examples(resolved, cutoff=cutoff)
+        self.timing_model_ = TimingModel(min_class_count=self.min_class_count, random_state=self.random_state).fit(
+            timing.select(TIMING_FEATURES),
+            timing["won_within"].to_numpy(),
+            groups=timing[s.ID].to_numpy(),
+            time=timing[s.AS_OF].to_numpy(),
+        )
+        self.cutoff_ = cutoff
+        self.n_examples_ = resolved.height
+        self.n_timing_examples_ = timing.height
+        return self
+
+    @property
+    def uses_fallback(self) -> bool:
+        return bool(self.win_model_.uses_fallback_ or self.timing_model_.uses_fallback_)
+
+    def score(
+        self, frames: OrgFrames | OrgLike, *, as_of: datetime, period_start: date, period_end: date
+    ) -> pl.DataFrame:
+        frames = _frames(frames)
+        if not hasattr(self, "cutoff_"):
+            raise InvalidInput("DealScorer is not fitted yet; call fit() first")
+        at = naive_utc(as_of)
+        if at < self.cutoff_:
+            raise InvalidInput(f"cannot score as of {at:%Y-%m-%d}, before the training cutoff {self.cutoff_:%Y-%m-%d}")
+        if period_end <= period_start:
+            raise InvalidInput(f"the period ends ({period_end}, exclusive) before it starts ({period_start})")
+        return self.score_features(
+            f.deal_features(frames, at), as_of=at, period_start=period_start, period_end=period_end
+        )
+
+    def score_features(
+        self, features: pl.DataFrame, *, as_of: datetime, period_start: date, period_end: date
+    ) -> pl.DataFrame:
+        """`score` on rows of `features_at` computed already (one as-of date)."""
+        at = naive_utc(as_of)
+        if features.height == 0:
+            return _empty_scores()
+        p_win = self.win_model_.predict_proba(features.select(f.FEATURES))[:, 1]
+        p_inside = self.p_won_between(features, at, period_start, period_end)
+        contributions, _, names = self.win_model_.contributions(features.select(f.FEATURES))
+        p_close = p_win * p_inside
+        return features.with_columns(
+            pl.Series("p_win", p_win),
+            pl.Series("p_close_in_period", p_close),
+            pl.Series("expected_amount", p_close * features["amount_corporate"].fill_null(0.0).to_numpy()),
+            reasons(features, contributions, names, n=self.n_reasons),
+        ).select(SCORE_COLUMNS)
+
+    def p_won_between(self, features: pl.DataFrame, as_of: datetime, start: date, end: date) -> np.ndarray:
+        """P(won inside [start, end) | won) per row: F(days to the end) − F(days to the start)."""
+        begin = datetime.combine(start, datetime.min.time())
+        finish = datetime.combine(end, datetime.min.time())
+        to_end = (finish - as_of) / timedelta(days=1)
+        to_start = (begin - as_of) / timedelta(days=1)
+        if to_end <= 0:
+            return np.zeros(features.height)
+        f_end = self._cdf(features, to_end)
+        f_start = self._cdf(features, to_start) if to_start > 0 else np.zeros(features.height)
+        return np.asarray(np.clip(f_end - f_start, 0.0, 1.0), dtype=np.float64)
+
+    def _cdf(self, features: pl.DataFrame, horizon: float) -> np.ndarray:
+        rows = with_horizon(features.select(f.FEATURES), horizon)
+        return np.asarray(self.timing_model_.predict_proba(rows.select(TIMING_FEATURES))[:, 1], dtype=np.float64)
+
+
+def timing_examples(resolved: pl.DataFrame, *, cutoff: datetime, horizons: tuple[int, ...] = HORIZONS) -> pl.DataFrame:
+    """Won examples repeated at each horizon ending by `cutoff`, labelled `won_within` (0/1)."""
+    won = resolved.filter(pl.col("won") == 1)
+    at = naive_utc(cutoff)
+    pieces = [
+        with_horizon(won, float(h))
+        .filter(pl.col(s.AS_OF) + timedelta(days=h) <= at)
+        .with_columns((pl.col("days_to_outcome") <= h).cast(pl.Int8).alias("won_within"))
+        for h in horizons
+    ]
+    return pl.concat(pieces).sort(s.AS_OF, s.ID, HORIZON)
+
+
+def _frames(frames: OrgFrames | OrgLike) -> OrgFrames:
+    return frames if isinstance(frames, OrgFrames) else OrgFrames.of(frames)
+
+
+def _empty_scores() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            s.ID: pl.Int64(),
+            s.OWNER_ID: pl.Int64(),
+            "team_id": pl.Int64(),
+            s.STAGE: pl.String(),
+            s.CLOSE_DATE: pl.Date(),
+            s.FORECAST_CATEGORY: pl.String(),
+            "probability": pl.Float64(),
+            "amount_corporate": pl.Float64(),
+            "p_win": pl.Float64(),
+            "p_close_in_period": pl.Float64(),
+            "expected_amount": pl.Float64(),
+            "reasons": REASON_DTYPE,
+        }
+    )
