@@ -16,10 +16,15 @@ def peak_gib() -> float:
     return peak * (1 if sys.platform == "darwin" else 1024) / 2**30
 
 
-def timed(label: str, fn: Callable[[], T], *, width: int = 56) -> T:
-    """Run `fn` and print its wall time, CPU time and the peak RSS so far."""
+def measured(label: str, fn: Callable[[], T], *, width: int = 56) -> tuple[T, float, float]:
+    """Run `fn`, print its wall time, CPU time and the peak RSS so far, and return (result, wall, CPU)."""
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"{label:<{width}} {wall:7.2f} s wall {cpu:7.2f} s CPU   peak RSS {peak_gib():5.2f} GiB", flush=True)
-    return result
+    return result, wall, cpu
+
+
+def timed(label: str, fn: Callable[[], T], *, width: int = 56) -> T:
+    """Run `fn` and print its wall time, CPU time and the peak RSS so far."""
+    return measured(label, fn, width=width)[0]

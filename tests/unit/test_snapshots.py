@@ -344,3 +344,26 @@ def test_an_unreadable_logged_value_is_named() -> None:
     )
     with pytest.raises(InvalidInput, match="'lots' as amount"):
         build_timeline(opportunities, bad)
+
+
+def test_a_timeline_of_some_fields_gives_the_same_states_of_those_fields() -> None:
+    opp = _one(
+        changes=[
+            (datetime(2024, 2, 1), "forecast_category", "commit"),
+            (datetime(2024, 2, 5), "stage", "proposal"),
+            (datetime(2024, 3, 1), "status", "won"),
+        ]
+    )
+    opportunities, changes = _frames([opp])
+    full = build_timeline(opportunities, changes)
+    some = build_timeline(opportunities, changes, fields=["stage", "amount"])
+    assert s.FORECAST_CATEGORY not in some.columns and s.STATUS in some.columns
+    assert some.height == full.height - 1  # the forecast category change starts no state row
+    for at in (T0, datetime(2024, 2, 2), datetime(2024, 2, 6), ALWAYS):
+        assert (
+            snapshot(some, at)
+            .drop(s.VALID_FROM)
+            .equals(snapshot(full, at).select(snapshot(some, at).columns).drop(s.VALID_FROM))
+        )
+    with pytest.raises(InvalidInput, match="colour is not a tracked field"):
+        build_timeline(opportunities, changes, fields=["colour"])

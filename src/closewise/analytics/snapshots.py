@@ -7,20 +7,21 @@ forecast category, owner, probability and next step that held at a time `t`, fol
 `old_value`; a field that never changed has its current value throughout. Changes stamped before
 `created_at` are taken as made at `created_at`.
 
-How (`build_timeline`), once per data set, vectorised over all opportunities at once:
+How (`build_timeline`), once per data set, vectorised over all opportunities at once (numpy arrays, no
+join and a single one-key sort):
 
-1. Keep the tracked fields' changes, clamp their times to `created_at`, and sort by (opportunity, time,
-   field, log order). Several changes of one field at one instant collapse into one: first `old_value`,
-   last `new_value`.
-2. The state boundaries are `created_at` plus every distinct change time, per opportunity, sorted the same
-   way; every boundary starts one state row (`valid_from`, `valid_to`), so simultaneous changes of several
-   fields give one row.
-3. Per field, scatter each change's position in that field's sorted changes onto the boundary it happened
-   at. Both lists are sorted the same way, so positions never decrease along the boundaries: a running
-   maximum is a forward fill (the last change at or before each boundary) and a reversed running minimum a
-   backward fill (the next change). A filled position that belongs to another opportunity means "none".
-   The value is the decoded `new_value` of the last change, else the decoded `old_value` of the next (so
-   the first) change, else the current value: one gather from those three lists.
+1. Keep the tracked fields' changes of known opportunities and sort them by (opportunity, time, log order):
+   a stable sort by opportunity of the log in time order. Clamping to `created_at` then moves only each
+   opportunity's first changes onto one instant, and only those are put back in log order.
+2. The state boundaries are `created_at` plus every distinct later change time, per opportunity; the log is
+   already in that order, so a change's boundary is its opportunity's row plus the number of boundaries
+   started by the changes up to it (no second sort). Every boundary starts one state row (`valid_from`,
+   `valid_to`), so simultaneous changes of several fields give one row.
+3. Per field (two at a time, in threads), changes at one boundary collapse into one (the first `old_value`,
+   the last `new_value`). Each opportunity's values are laid out in time order: the value before any change
+   (the first change's decoded `old_value`, else the current value), then each change's decoded
+   `new_value`. Entry positions grow along the boundaries, so scattering them onto the boundaries they
+   begin at and taking a running maximum gives every boundary its value's position: one gather.
 4. `closed_at` is not tracked; a state's `closed_at` is when its current closed run began in the log (the
    record's `closed_at` when the opportunity is closed from its first known state; a snapshot hides it
    until it is reached).
@@ -37,7 +38,9 @@ ones are taken as UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -56,46 +59,54 @@ _CODES: Final = {name: code for code, name in enumerate(_TRACKED)}
 _CODE: Final = "_code"
 
 
-def build_timeline(opportunities: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+def build_timeline(
+    opportunities: pl.DataFrame, changes: pl.DataFrame, *, fields: Iterable[str] | None = None
+) -> pl.DataFrame:
     """One row per (opportunity, state interval), sorted by `id`, `valid_from`.
 
     Columns: `id`, `valid_from`, `valid_to` (null: still current), then every opportunities-frame column
     (tracked fields as they were during the interval, `closed_at` as described in the module header), then
     any extra columns of `opportunities`, carried unchanged. Changes of untracked fields (e.g. `currency`)
     and of opportunities absent from `opportunities` are ignored.
+
+    `fields` (tracked field names; default all) rebuilds only those fields: the others are left out of the
+    timeline and their changes start no state row. Every analysis that reads only those fields gets the
+    same answers from it, for less work (`status` is always rebuilt: `closed_at` follows it).
     """
     s.validate_opportunities(opportunities)
     s.validate_changes(changes)
+    wanted = _wanted(fields)
     opps = opportunities.sort(s.ID)
     if opps.height and opps[s.ID].n_unique() != opps.height:
         duplicated = opps.filter(pl.col(s.ID).is_duplicated())[s.ID][0]
         raise InvalidInput(f"opportunity id {duplicated} appears more than once", where="opportunities frame")
 
-    log = _collapsed_log(opps, changes)
-    boundaries, log_boundary = _boundaries(opps, log)
-    boundary_ids = boundaries[s.ID].to_numpy()
-    opp_rows = np.searchsorted(opps[s.ID].to_numpy(), boundary_ids)
-
-    codes = log[_CODE].to_numpy()
-    states: dict[str, pl.Series] = {}
-    for code, field in enumerate(_TRACKED):
-        mine = np.flatnonzero(codes == code)
-        states[field] = _field_state(field, log[mine], log_boundary[mine], boundary_ids, opps[field], opp_rows)
-    static = opps.select(pl.exclude(s.ID, *_TRACKED))[opp_rows]
-
-    timeline = boundaries.select(s.ID, s.VALID_FROM).with_columns(
+    opp_ids = opps[s.ID].to_numpy()
+    log = _sorted_log(opps, changes, wanted)
+    bounds = _boundaries(opps, log)
+    rebuilt = [field for field in _TRACKED if field in wanted]
+    # The fields are independent and their numpy and Polars work releases the GIL: two at a time.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        columns = pool.map(lambda field: _field_state(field, log, bounds, changes, opps[field], opp_ids), rebuilt)
+        states = dict(zip(rebuilt, columns, strict=True))
+    static = opps.select(pl.exclude(s.ID, *_TRACKED)).gather(bounds.opp_row)
+    timeline = pl.DataFrame(
+        [
+            pl.Series(s.ID, opp_ids[bounds.opp_row]),
+            pl.Series(s.VALID_FROM, bounds.valid_from).cast(s.TIMESTAMP),
+        ]
+    ).with_columns(
         pl.when(pl.col(s.ID) == pl.col(s.ID).shift(-1)).then(pl.col(s.VALID_FROM).shift(-1)).alias(s.VALID_TO),
         *(series.alias(field) for field, series in states.items()),
         *static.iter_columns(),
     )
-    timeline = timeline.with_columns(_closed_at()).select(
+    return timeline.with_columns(_closed_at()).select(
         s.ID,
         s.VALID_FROM,
         s.VALID_TO,
-        *(name for name in s.OPPORTUNITY_SCHEMA if name != s.ID),
+        *(name for name in s.OPPORTUNITY_SCHEMA if name != s.ID and (name not in _TRACKED or name in wanted)),
         *(name for name in opps.columns if name not in s.OPPORTUNITY_SCHEMA),
     )
-    return timeline
 
 
 def snapshot(timeline: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
@@ -161,97 +172,156 @@ def is_closed() -> pl.Expr:
 # --- internals -------------------------------------------------------------------------------------------
 
 
-def _collapsed_log(opps: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
-    """Step 1: tracked changes at their clamped time, one row per (opportunity, time, field), sorted."""
-    same_key = (
-        (pl.col(s.ID) == pl.col(s.ID).shift(1))
-        & (pl.col(s.VALID_FROM) == pl.col(s.VALID_FROM).shift(1))
-        & (pl.col(_CODE) == pl.col(_CODE).shift(1))
-    ).fill_null(value=False)
-    return (
+def _wanted(fields: Iterable[str] | None) -> frozenset[str]:
+    if fields is None:
+        return frozenset(_TRACKED)
+    chosen = frozenset(fields)
+    unknown = sorted(chosen - set(_TRACKED))
+    if unknown:
+        raise InvalidInput(f"{', '.join(unknown)} is not a tracked field; choose among {', '.join(_TRACKED)}")
+    return chosen | {ChangeField.STATUS.value}
+
+
+@dataclass(frozen=True)
+class _Log:
+    """The wanted fields' changes in (opportunity, clamped time, log order) order, as numpy arrays: the
+    opportunity's row in the sorted opportunities frame, the clamped time (microseconds), the field's code
+    and the change's row in the changes frame."""
+
+    row: np.ndarray
+    t: np.ndarray
+    code: np.ndarray
+    source: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Step 2: each boundary's opportunity row and start (microseconds), and each log row's boundary."""
+
+    opp_row: np.ndarray
+    valid_from: np.ndarray
+    of_log: np.ndarray
+    first: np.ndarray  # per opportunity, its first boundary
+
+
+def _micros(series: pl.Series) -> np.ndarray:
+    return series.cast(s.TIMESTAMP).dt.epoch("us").to_numpy().astype(np.int64, copy=False)
+
+
+def _sorted_log(opps: pl.DataFrame, changes: pl.DataFrame, wanted: frozenset[str]) -> _Log:
+    """Step 1: the wanted fields' changes of known opportunities, at their clamped time, sorted.
+
+    A stable sort by (opportunity, raw time) keeps log order among ties; clamping then moves only each
+    opportunity's first rows (those at or before its creation) onto one instant, so only they are re-sorted
+    by log order.
+    """
+    codes = {name: code for name, code in _CODES.items() if name in wanted}
+    tracked = (
         changes.lazy()
-        .with_row_index("_seq")
-        .with_columns(pl.col(s.FIELD).replace_strict(_CODES, default=None, return_dtype=pl.UInt8).alias(_CODE))
-        .filter(pl.col(_CODE).is_not_null())
-        .join(opps.lazy().select(s.ID, s.CREATED_AT), left_on=s.OPPORTUNITY_ID, right_on=s.ID, how="inner")
         .select(
-            pl.col(s.OPPORTUNITY_ID).alias(s.ID),
-            pl.max_horizontal(s.CHANGED_AT, s.CREATED_AT).alias(s.VALID_FROM),
-            _CODE,
-            s.OLD_VALUE,
-            s.NEW_VALUE,
-            "_seq",
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("_source"),
+            pl.col(s.OPPORTUNITY_ID),
+            pl.col(s.CHANGED_AT).dt.epoch("us").alias(s.CHANGED_AT),
+            pl.col(s.FIELD).replace_strict(codes, default=None, return_dtype=pl.UInt8).alias(_CODE),
         )
-        .sort(s.ID, s.VALID_FROM, _CODE, "_seq")
-        .with_row_index("_row")
-        # Changes of one field at one instant: keep the last row, with the first row's old value.
-        .with_columns(same_key.alias("_same"))
-        .with_columns(pl.col(s.OLD_VALUE).gather(pl.when(~pl.col("_same")).then(pl.col("_row")).forward_fill()))
-        .filter(~pl.col("_same").shift(-1).fill_null(value=False))
-        .select(s.ID, s.VALID_FROM, _CODE, s.OLD_VALUE, s.NEW_VALUE)
+        .filter(pl.col(_CODE).is_not_null())
         .collect()
     )
+    oid, raw = tracked[s.OPPORTUNITY_ID].to_numpy(), tracked[s.CHANGED_AT].to_numpy()
+    # Logs are mostly stored in time order, which makes the sort by opportunity alone enough.
+    by_time = np.arange(raw.size) if (raw[1:] >= raw[:-1]).all() else np.argsort(raw, kind="stable")
+    by_opp = pl.DataFrame({"_o": oid[by_time]}).select(pl.arg_sort_by("_o", maintain_order=True))["_o"].to_numpy()
+    order = by_time[by_opp]
+    oid, raw = oid[order], raw[order]
+    source, code = tracked["_source"].to_numpy()[order], tracked[_CODE].to_numpy()[order]
+    ids = opps[s.ID].to_numpy()
+    row = np.searchsorted(ids, oid)
+    known = ids[np.minimum(row, ids.size - 1)] == oid if ids.size else np.zeros(oid.size, dtype=bool)
+    if not known.all():
+        row, raw, source, code = row[known], raw[known], source[known], code[known]
+    created = _micros(opps[s.CREATED_AT])[row]
+    t = np.maximum(raw, created)
+    if (raw < created).any():
+        # The rows at an opportunity's creation instant come first within it; put them in log order.
+        at_creation = np.flatnonzero(raw <= created)
+        fixed = at_creation[np.lexsort((source[at_creation], row[at_creation]))]
+        row, t, code, source = (array.copy() for array in (row, t, code, source))
+        row[at_creation], t[at_creation], code[at_creation], source[at_creation] = (
+            row[fixed], t[fixed], code[fixed], source[fixed])
+    return _Log(row, t, code, source)
 
 
-def _boundaries(opps: pl.DataFrame, log: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
-    """Step 2: the distinct (id, valid_from) sorted, and the boundary index of every log row."""
-    union = (
-        pl.concat(
-            [
-                opps.select(s.ID, pl.col(s.CREATED_AT).alias(s.VALID_FROM), pl.lit(-1, pl.Int64).alias("_k")),
-                log.select(s.ID, s.VALID_FROM, pl.int_range(pl.len(), dtype=pl.Int64).alias("_k")),
-            ]
-        )
-        .sort(s.ID, s.VALID_FROM, "_k")
-        .with_columns(
-            ((pl.col(s.ID) != pl.col(s.ID).shift(1)) | (pl.col(s.VALID_FROM) != pl.col(s.VALID_FROM).shift(1)))
-            .fill_null(value=True)
-            .alias("_new")
-        )
-        .with_columns((pl.col("_new").cum_sum() - 1).cast(pl.Int64).alias("_b"))
-    )
-    boundaries = union.filter("_new").select(s.ID, s.VALID_FROM)
-    # The log is sorted like the union, so its rows come out in log order.
-    log_boundary = union.filter(pl.col("_k") >= 0)["_b"].to_numpy()
-    return boundaries, log_boundary
+def _boundaries(opps: pl.DataFrame, log: _Log) -> _Bounds:
+    """Step 2 without a sort: each opportunity's boundaries are its creation and then every distinct change
+    time after it, and the log is already in that order. A log row starts a boundary when its (opportunity,
+    time) differs from the previous row's and it is later than the creation; so the boundary of a log row is
+    its opportunity's row plus the number of such starts up to it."""
+    n = opps.height
+    created = _micros(opps[s.CREATED_AT])
+    same_as_prev = np.zeros(log.row.size, dtype=bool)
+    same_as_prev[1:] = (log.row[1:] == log.row[:-1]) & (log.t[1:] == log.t[:-1])
+    starts = ~same_as_prev & (log.t > created[log.row]) if log.row.size else same_as_prev
+    of_log = log.row + np.cumsum(starts)
+    per_opp = np.bincount(log.row[starts], minlength=n) + 1
+    opp_row = np.repeat(np.arange(n), per_opp)
+    valid_from = np.empty(opp_row.size, dtype=np.int64)
+    first = np.cumsum(per_opp) - per_opp
+    valid_from[first] = created
+    valid_from[of_log[starts]] = log.t[starts]
+    return _Bounds(opp_row, valid_from, of_log, first)
 
 
 def _field_state(
-    field: str,
-    log: pl.DataFrame,
-    at: np.ndarray,
-    boundary_ids: np.ndarray,
-    current: pl.Series,
-    opp_rows: np.ndarray,
+    field: str, log: _Log, bounds: _Bounds, changes: pl.DataFrame, current: pl.Series, ids: np.ndarray
 ) -> pl.Series:
-    """Step 3 for one field, given its collapsed changes (`log`, sorted), the boundary each is at, the
-    current values (one per opportunity) and each boundary's opportunity row: the decoded new value of the
-    last change at or before each boundary, else the old value of the next change, else the current value."""
-    n_boundaries, n_log = len(boundary_ids), log.height
-    ids = log[s.ID].to_numpy()
-    positions = np.arange(n_log, dtype=np.int64)
-    # Positions grow along the boundaries, so a running max fills forward and a reversed running min back.
-    last = np.full(n_boundaries, -1, dtype=np.int64)
-    last[at] = positions
-    last = np.maximum.accumulate(last)
-    nxt = np.full(n_boundaries, n_log, dtype=np.int64)
-    nxt[at] = positions
-    nxt = np.minimum.accumulate(nxt[::-1])[::-1]
-    if n_log:
-        # A filled position from another opportunity means this one has no such change.
-        has_last = (last >= 0) & (ids[np.maximum(last, 0)] == boundary_ids)
-        has_next = (nxt < n_log) & (ids[np.minimum(nxt, n_log - 1)] == boundary_ids)
-    else:
-        has_last = has_next = np.zeros(n_boundaries, dtype=bool)
+    """Step 3 for one field: the decoded new value of the last change at or before each boundary, else the
+    old value of the next change, else the current value."""
+    mine = np.flatnonzero(log.code == _CODES[field])
+    at_all = bounds.of_log[mine]
+    # Changes of the field at one instant (one boundary) collapse: the first old value, the last new value.
+    last_of_group = np.ones(mine.size, dtype=bool)
+    last_of_group[:-1] = at_all[:-1] != at_all[1:]
+    first_of_group = np.ones(mine.size, dtype=bool)
+    first_of_group[1:] = at_all[1:] != at_all[:-1]
+    new_rows, old_rows = log.source[mine[last_of_group]], log.source[mine[first_of_group]]
+    at = at_all[last_of_group]
+    owner = log.row[mine[last_of_group]]
 
-    decoded = log.select(
+    texts = pl.DataFrame(
+        {
+            s.NEW_VALUE: changes[s.NEW_VALUE].gather(new_rows),
+            s.OLD_VALUE: changes[s.OLD_VALUE].gather(old_rows),
+            s.ID: ids[owner],
+        }
+    )
+    decoded = texts.select(
         _decode(field, pl.col(s.NEW_VALUE)).alias("_new"), _decode(field, pl.col(s.OLD_VALUE)).alias("_old")
     )
-    _check_decoded(field, log, decoded)
-    # One gather from [new values, old values, current values] instead of three and a choice.
-    source = pl.concat([decoded["_new"].alias(field), decoded["_old"].alias(field), current.alias(field)])
-    where = np.where(has_last, last, np.where(has_next, n_log + nxt, 2 * n_log + opp_rows))
-    return source.gather(where)
+    _check_decoded(field, texts, decoded)
+
+    # Lay each opportunity's values out in time order: its value before any change (the first change's
+    # old value, else the current value), then each change's new value. A boundary's value is the last of
+    # its opportunity's entries that began at or before it; entry positions grow along the boundaries, so
+    # one running maximum over the positions scattered onto their boundaries finds it for every boundary.
+    n_opps, n_log = bounds.first.size, at.size
+    per_opp = np.bincount(owner, minlength=n_opps)
+    initial_at = np.arange(n_opps) + np.cumsum(per_opp) - per_opp
+    change_at = np.arange(n_log) + owner + 1
+    entry = np.zeros(bounds.opp_row.size, dtype=np.int64)
+    entry[bounds.first] = initial_at
+    entry[at] = change_at
+    np.maximum.accumulate(entry, out=entry)
+    # Where each entry's value is in [new values, first old values, current values].
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if n_log else np.zeros(0, dtype=np.int64)
+    initial_source = np.arange(n_opps) + n_log + starts.size
+    initial_source[owner[starts]] = n_log + np.arange(starts.size)
+    source_of = np.empty(n_opps + n_log, dtype=np.int64)
+    source_of[initial_at] = initial_source
+    source_of[change_at] = np.arange(n_log)
+    values = pl.concat(
+        [decoded["_new"].alias(field), decoded["_old"].gather(starts).alias(field), current.alias(field)]
+    ).rechunk()
+    return values.gather(source_of[entry])
 
 
 def _check_decoded(field: str, log: pl.DataFrame, decoded: pl.DataFrame) -> None:

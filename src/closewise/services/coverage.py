@@ -12,7 +12,7 @@ from closewise.analytics.targets import target_from_quotas
 from closewise.db.quotas import load_quotas_within
 from closewise.domain.timeutil import utcnow
 from closewise.errors import InvalidInput
-from closewise.services.org_data import load_org
+from closewise.services.org_data import OrgData, org_or_load
 
 
 def coverage_report(
@@ -22,10 +22,11 @@ def coverage_report(
     target: float | None = None,
     as_of: datetime | None = None,
     settings: CoverageSettings | None = None,
+    org: OrgData | None = None,
 ) -> CoverageReport:
     """Coverage of `target` (default: the sum of the period's quotas, counted once) in `period` at `as_of`
-    (default: now)."""
-    org = load_org(engine, activities=False)
+    (default: now). `org`: the org already read, to share between reports (read from `engine` when None)."""
+    org = org_or_load(engine, org, activities=False)
     span = org.calendar.parse(period)
     if target is None:
         with engine.connect() as connection:

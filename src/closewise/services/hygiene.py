@@ -27,7 +27,7 @@ from closewise.db.users import get_by_email
 from closewise.domain.enums import ChangeField, ForecastCategory, OpportunityStatus
 from closewise.domain.timeutil import as_utc, utcnow
 from closewise.errors import Conflict, InvalidInput, NotFound
-from closewise.services.org_data import OrgData, load_org
+from closewise.services.org_data import OrgData, org_or_load
 
 CODES: Final = tuple(code.value for code in rules.FindingCode)
 
@@ -91,21 +91,31 @@ class UndoResult:
 
 
 def review(
-    engine: Engine, *, as_of: datetime | None = None, settings: rules.HygieneSettings | None = None,
+    engine: Engine,
+    *,
+    as_of: datetime | None = None,
+    settings: rules.HygieneSettings | None = None,
+    org: OrgData | None = None,
 ) -> HygieneReview:
-    """Open deals on `as_of` (default now) with at least one unsnoozed finding, by id."""
+    """Open deals on `as_of` (default now) with at least one unsnoozed finding, by id. `org`: the org
+    already read with its activities, to share between reports (read from `engine` when None)."""
     at = as_utc(as_of) if as_of is not None else utcnow()
-    org, found = _findings(engine, at, settings)
+    org, found = _findings(engine, at, settings, org)
     grouped = found.group_by("id", maintain_order=True).agg(pl.struct("code", "detail").alias("reasons"))
     return HygieneReview(at, _deals(engine, org, grouped, at))
 
 
 def preview_sweep(
-    engine: Engine, *, as_of: datetime | None = None, settings: rules.HygieneSettings | None = None,
+    engine: Engine,
+    *,
+    as_of: datetime | None = None,
+    settings: rules.HygieneSettings | None = None,
+    org: OrgData | None = None,
 ) -> SweepResult:
-    """The deals the sweep rule calls dead on `as_of` (default now), with the findings that make them so."""
+    """The deals the sweep rule calls dead on `as_of` (default now), with the findings that make them so.
+    `org`: as for `review`. (A confirmed sweep always reads the org afresh.)"""
     at = as_utc(as_of) if as_of is not None else utcnow()
-    org, found = _findings(engine, at, settings)
+    org, found = _findings(engine, at, settings, org)
     return SweepResult(at, confirmed=False, deals=_deals(engine, org, rules.dead_deals(found), at))
 
 
@@ -233,8 +243,10 @@ def snooze(
 # --- internals -------------------------------------------------------------------------------------------
 
 
-def _findings(engine: Engine, at: datetime, settings: rules.HygieneSettings | None) -> tuple[OrgData, pl.DataFrame]:
-    org = load_org(engine)
+def _findings(
+    engine: Engine, at: datetime, settings: rules.HygieneSettings | None, org: OrgData | None
+) -> tuple[OrgData, pl.DataFrame]:
+    org = org_or_load(engine, org)
     with engine.connect() as connection:
         answers = store.load_answers(connection)
         snoozes = store.load_snoozes(connection)

@@ -2,7 +2,8 @@
 
 Analytics functions are pure (frames in, frames out); this is the one place that reads them from the
 database. Opportunities carry the attributes analyses group by: the account's segment and the owner's
-team and manager.
+team and manager. Every report service takes an optional `org`, so several reports on one org read it (and
+build its timeline) once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class OrgData:
     def timeline(self) -> pl.DataFrame:
         """State intervals of every opportunity (analytics.snapshots), with segment and team carried."""
         return build_timeline(self.opportunities, self.changes)
+
+
+def org_or_load(engine: Engine, org: OrgData | None, *, activities: bool = True) -> OrgData:
+    """`org` when the caller already read it (several reports on one org share one read and one timeline),
+    else the org read from `engine`. A shared `org` must have been loaded with activities if `activities`."""
+    return org if org is not None else load_org(engine, activities=activities)
 
 
 def load_org(engine: Engine, *, activities: bool = True) -> OrgData:

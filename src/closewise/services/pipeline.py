@@ -26,7 +26,7 @@ from closewise.db.opportunity_labels import opportunity_labels
 from closewise.domain.periods import Period, PeriodKind
 from closewise.domain.timeutil import as_utc, parse_as_of
 from closewise.errors import InvalidInput
-from closewise.services.org_data import OrgData, load_org
+from closewise.services.org_data import OrgData, org_or_load
 
 _TICK: Final = timedelta(microseconds=1)  # the timeline's resolution
 
@@ -64,10 +64,12 @@ def pipeline_report(
     by: Grouping = Grouping.STAGE,
     period_kind: PeriodKind = PeriodKind.QUARTER,
     period: str | None = None,
+    org: OrgData | None = None,
 ) -> dict[str, Any]:
-    """The open pipeline at `as_of` (default: now), optionally only deals closing in `period`, grouped."""
+    """The open pipeline at `as_of` (default: now), optionally only deals closing in `period`, grouped.
+    `org`: the org already read, to share between reports (read from `engine` when None)."""
     at = as_of or parse_as_of(None)
-    org = load_org(engine, activities=False)
+    org = org_or_load(engine, org, activities=False)
     chosen = _period(org, period)
     deals = open_deals(org.timeline, at, rates=org.rates, corporate=org.corporate_currency, period=chosen,
                        stages=org.stages)
@@ -90,11 +92,18 @@ def pipeline_report(
 
 
 def waterfall_report(
-    engine: Engine, *, start: datetime, end: datetime, period: str | None = None, deals: bool = False
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    period: str | None = None,
+    deals: bool = False,
+    org: OrgData | None = None,
 ) -> dict[str, Any]:
     """The waterfall over [start, end]: from the pipeline just before `start` to the pipeline at `end`
-    (instants from `parse_window`). With `deals`, the per-deal detail is added under "deals"."""
-    org = load_org(engine, activities=False)
+    (instants from `parse_window`). With `deals`, the per-deal detail is added under "deals". `org`: the
+    org already read, to share between reports (read from `engine` when None)."""
+    org = org_or_load(engine, org, activities=False)
     chosen = _period(org, period)
     result = waterfall(org.timeline, start - _TICK, end, rates=org.rates, corporate=org.corporate_currency,
                        period=chosen)

@@ -1,6 +1,7 @@
 """Stage analytics as reports: conversion and time in stage, sales cycle, velocity, slippage.
 
-Each use case reads the org once (`services.org_data.load_org`, without activities), runs the pure
+Each use case reads the org once (`services.org_data.load_org`, without activities; or takes the `org`
+another report already read, and shares its deal outcomes when given `deals`), runs the pure
 analytics (`analytics.stages`, `analytics.cycle`, `analytics.slippage`) at `as_of`, and returns a plain,
 JSON-ready document: rows as dicts, owners named, numbers left unrounded (the CLI rounds for display).
 """
@@ -17,14 +18,19 @@ from closewise.analytics import cycle, history, slippage, stages
 from closewise.analytics import schema as s
 from closewise.domain.timeutil import as_utc
 from closewise.errors import InvalidInput
-from closewise.services.org_data import OrgData, load_org
+from closewise.services.org_data import OrgData, org_or_load
 
 CYCLE_BY: Final = {"segment": "segment", "owner": s.OWNER_ID}
 VELOCITY_FORMULA: Final = "open_deals * win_rate * average_won_amount / cycle_days"
 
 
-def _load(engine: Engine) -> OrgData:
-    return load_org(engine, activities=False)
+def _load(engine: Engine, org: OrgData | None) -> OrgData:
+    return org_or_load(engine, org, activities=False)
+
+
+def _deals(org: OrgData, as_of: datetime, deals: pl.DataFrame | None) -> pl.DataFrame:
+    """`history.deal_outcomes` at `as_of`, unless the caller shares the frame it computed for that date."""
+    return deals if deals is not None else history.deal_outcomes(org.opportunities, org.changes, as_of=as_of)
 
 
 def _check_window(window_days: int | None) -> None:
@@ -48,15 +54,17 @@ def _header(as_of: datetime) -> dict[str, Any]:
     return {"as_of": as_utc(as_of).isoformat()}
 
 
-def conversion_report(engine: Engine, *, as_of: datetime) -> dict[str, Any]:
+def conversion_report(
+    engine: Engine, *, as_of: datetime, org: OrgData | None = None, deals: pl.DataFrame | None = None
+) -> dict[str, Any]:
     """Per playbook stage: conversion, stage-to-close win rate and time in stage (`analytics.stages`).
 
     `{"as_of", "stages": [{"stage", "name", "order", "entered", "advanced", "pending", "conversion_rate",
     "won", "lost", "no_decision", "open", "win_rate_from_stage", "median_days_to_close_won", "moved_on",
     "median_days_in_stage", "p75_days_in_stage", "p90_days_in_stage", "in_stage_now"}]}`
     """
-    org = _load(engine)
-    deals = history.deal_outcomes(org.opportunities, org.changes, as_of=as_of)
+    org = _load(engine, org)
+    deals = _deals(org, as_of, deals)
     visits = history.stage_visits(org.opportunities, org.changes, org.stages, as_of=as_of, deals=deals)
     conversion = stages.stage_conversion(org.opportunities, org.changes, org.stages, as_of=as_of, visits=visits)
     timing = stages.time_in_stage(org.opportunities, org.changes, org.stages, as_of=as_of, visits=visits).select(
@@ -82,6 +90,8 @@ def cycle_report(
     by: str = "segment",
     min_won: int = cycle.DEFAULT_MIN_WON,
     window_days: int | None = None,
+    org: OrgData | None = None,
+    deals: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Creation-to-win days per segment or owner, with the org's overall figures (`analytics.cycle`).
 
@@ -95,8 +105,8 @@ def cycle_report(
     if min_won < 1:
         raise InvalidInput(f"--min-won must be at least 1, not {min_won}")
     _check_window(window_days)
-    org = _load(engine)
-    deals = history.deal_outcomes(org.opportunities, org.changes, as_of=as_of)
+    org = _load(engine, org)
+    deals = _deals(org, as_of, deals)
     overall = cycle.sales_cycle(
         org.opportunities, org.changes, as_of=as_of, by=None, window_days=window_days, deals=deals
     ).select("won", "median_days", "p75_days", "p90_days")
@@ -121,7 +131,14 @@ def cycle_report(
     }
 
 
-def velocity_report(engine: Engine, *, as_of: datetime, window_days: int = cycle.DEFAULT_WINDOW_DAYS) -> dict[str, Any]:
+def velocity_report(
+    engine: Engine,
+    *,
+    as_of: datetime,
+    window_days: int = cycle.DEFAULT_WINDOW_DAYS,
+    org: OrgData | None = None,
+    deals: pl.DataFrame | None = None,
+) -> dict[str, Any]:
     """Sales velocity per owner and for the org (`analytics.cycle.velocity`), in the corporate currency.
 
     `{"as_of", "currency", "window_days", "formula", "org": {...}, "by_owner": [{"owner_id", "name", "email",
@@ -129,8 +146,8 @@ def velocity_report(engine: Engine, *, as_of: datetime, window_days: int = cycle
     "velocity_per_day"}]}`
     """
     _check_window(window_days)
-    org = _load(engine)
-    deals = history.deal_outcomes(org.opportunities, org.changes, as_of=as_of)
+    org = _load(engine, org)
+    deals = _deals(org, as_of, deals)
 
     def run(by: str | None) -> pl.DataFrame:
         return cycle.velocity(
@@ -155,7 +172,12 @@ def velocity_report(engine: Engine, *, as_of: datetime, window_days: int = cycle
 
 
 def slippage_report(
-    engine: Engine, *, as_of: datetime, window_days: int = slippage.DEFAULT_WINDOW_DAYS
+    engine: Engine,
+    *,
+    as_of: datetime,
+    window_days: int = slippage.DEFAULT_WINDOW_DAYS,
+    org: OrgData | None = None,
+    deals: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Close-date slippage per owner and for the org, over deals created in the window before `as_of`
     (`analytics.slippage`).
@@ -165,8 +187,8 @@ def slippage_report(
     "median_days_pushed", "pulled_in_deals", "share_pulled_in", "pull_ins", "mean_days_pulled_in"}]}`
     """
     _check_window(window_days)
-    org = _load(engine)
-    deals = history.deal_outcomes(org.opportunities, org.changes, as_of=as_of)
+    org = _load(engine, org)
+    deals = _deals(org, as_of, deals)
 
     def run(by: str | None) -> pl.DataFrame:
         return slippage.slippage(
