@@ -14,6 +14,7 @@ from closewise.cli import (
     demo_commands,
     export_commands,
     forecast_bias_commands,
+    forecast_commands,
     hygiene_commands,
     import_commands,
     pipeline_commands,
@@ -54,6 +55,7 @@ stage_commands.register(app)
 hygiene_commands.register(app)
 pipeline_commands.register(app)
 forecast_bias_commands.register(app)
+forecast_commands.register(app)
 demo_commands.register(app)
 app.add_typer(user_commands.app, name="user", help="List and manage users.")
 app.add_typer(import_commands.app, name="import", help="Import CRM exports: Salesforce, HubSpot, any CSV/XLSX.")
