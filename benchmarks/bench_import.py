@@ -6,18 +6,32 @@ Writes the export to a temporary folder, imports it into a new database (SQLite 
 PostgreSQL server URL to create and drop a temporary database there) and prints opportunity rows/s,
 history rows/s, total time and peak RSS. A step's time runs from the previous step's last progress report.
 
-Measured on the 2-core development machine (shared with other work, so figures are noisy), 1M opportunities
-+ 4,997,941 history rows:
+Measured on the 2-core development machine, 1M opportunities + 4,997,941 history rows. Figures are noisy:
+the machine is shared with other work, and during the latest run its load average stayed at 6-10 (other
+test suites and benchmarks), so every step took two to three times its time on an idle machine (the
+history *read* step, whose code did not change, took 105 s against 47 s before).
+
+Before the Polars reader, Parquet spooling of history and frame-based history loading (machine less busy):
 
     SQLite      opportunities 39.1 s = 25,560 rows/s; history read 46.9 s, load 247.3 s;
                 whole import 335.9 s (17,856 rows/s overall); peak RSS 3,229 MiB
     PostgreSQL  opportunities 39.4 s = 25,383 rows/s; history read 42.5 s, load 305.8 s; accounts 115.8 s;
                 whole import 504.0 s (11,900 rows/s overall); peak RSS 3,185 MiB
 
-At 100k opportunities (+ 499,375 history rows): SQLite 3.3 s = 30,176 opportunity rows/s (was ~11,500 on
-the same loaded machine before the fast path); PostgreSQL 4.4 s = 22,773 rows/s; peak RSS 696 MiB.
-The targets (50,000 opportunity rows/s, peak RSS under 1.5 GiB) are not met yet. Peak RSS is not measured
-per step; the likely source is the history step, which holds all 5M rows as frames.
+Latest (load average 6-10 throughout):
+
+    SQLite      opportunities 88.5 s = 11,299 rows/s; history read 105.3 s, load 365.1 s (13,700 rows/s);
+                accounts 5.7 s; whole import 565.0 s (10,616 rows/s overall); peak RSS 2,066 MiB
+    PostgreSQL  opportunities 75.2 s = 13,302 rows/s; history read 60.1 s, load 568.8 s (8,790 rows/s);
+                accounts 198.2 s; whole import 903.2 s (6,641 rows/s overall); peak RSS 1,159 MiB
+
+At 200k opportunities on a quieter machine (load ~3), with the history changes but before the Polars
+reader: opportunities 5.7 s = 35,000 rows/s, history load 28.2 s for 999,632 rows (was 48.1 s), peak RSS
+772 MiB (was 1,383 MiB). Neither target (50,000 opportunity
+rows/s, peak RSS under 1.5 GiB) is shown met yet; the opportunity step alone peaks at 1,132 MiB at 1M
+(its whole file is held as one Polars frame of text columns while it loads). PostgreSQL stays under
+1.5 GiB while SQLite does not: a likely cause is `db.ingest.tune_for_import`'s 256 MiB page cache, which
+stays with every pooled SQLite connection it was set on (not yet measured).
 """
 
 from __future__ import annotations

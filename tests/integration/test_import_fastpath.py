@@ -179,3 +179,25 @@ def test_clean_rows_take_the_fast_path(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.undo()
     slow = _run(tmp_path / "export", tmp_path, fast=False, monkeypatch=monkeypatch)
     assert fast == slow
+
+
+def test_a_canonical_export_is_read_by_polars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export written as Salesforce writes it (UTF-8, all quoted) goes through the Polars reader; the
+    Hypothesis test above then compares that reader too (its files are canonical unless cp1252 or truncated)."""
+    rows = [[f"006{i:03d}", "0", "001A", f"Deal\n{i}", "Prospecting", "1", str(1000 + i), "10",
+             "2024-03-15 00:00:00", 'say "hi"', "0", "0", "Pipeline", "USD", "005A", "2024-01-10 09:00:00", "West"]
+            for i in range(12)]
+    _write_export(tmp_path / "export", rows, truncated=False, encoding="utf-8")
+    used: list[bool] = []
+    original = fastpath.read_canonical_csv
+
+    def spy(*args: Any) -> Any:
+        frame = original(*args)
+        used.append(frame is not None)
+        return frame
+
+    monkeypatch.setattr(fastpath, "read_canonical_csv", spy)
+    fast = _run(tmp_path / "export", tmp_path, fast=True, monkeypatch=monkeypatch)
+    assert used == [True]
+    slow = _run(tmp_path / "export", tmp_path, fast=False, monkeypatch=monkeypatch)
+    assert fast == slow and fast["counts"]["inserted"] == 12

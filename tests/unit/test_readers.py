@@ -320,3 +320,60 @@ def test_any_table_written_by_csv_writer_reads_back_exactly(
     assert read_back == [
         SourceRow(line, dict(zip(header, row, strict=True))) for line, row in zip(expected_lines, rows, strict=True)
     ]
+
+
+# --- the Polars reader for canonical files (ingest/fast_reader.py) -------------------------------------
+
+QUOTED_TOKENS = [b'"', b'""', b",", b";", b"\n", b"\r", b"\r\n", b"\x00", b"\xe9", b"\xc3\xa9", b"a", b" ", b"\n\n"]
+
+
+@st.composite
+def near_canonical(draw: st.DrawFn) -> bytes:
+    """A header and rows written with every field quoted, then now and then damaged the ways exports are."""
+    width = draw(st.integers(1, 4))
+    header = [f"C{index}" for index in range(width)]
+    rows = draw(st.lists(st.lists(st.lists(st.sampled_from(QUOTED_TOKENS), max_size=4).map(b"".join),
+                                  min_size=width, max_size=width), max_size=6))
+    ending = draw(st.sampled_from([b"\r\n", b"\n"]))
+
+    def record(cells: list[bytes]) -> bytes:
+        return b",".join(b'"' + cell.replace(b'"', b'""') + b'"' for cell in cells)
+
+    records = [record([name.encode() for name in header]), *(record(row) for row in rows)]
+    data = ending.join(records) + (ending if draw(st.booleans()) else b"")
+    for _ in range(draw(st.integers(0, 2))):
+        position = draw(st.integers(0, len(data)))
+        data = data[:position] + draw(st.sampled_from(QUOTED_TOKENS)) + data[position:]
+    return (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + data
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=near_canonical())
+def test_polars_reader_reads_exactly_what_the_line_reader_reads_or_declines(data: bytes) -> None:
+    from closewise.ingest.fast_reader import LINE, read_canonical_csv
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "export.csv"
+        path.write_bytes(data)
+        with open_table(path) as table:
+            columns, delimiter, encoding = table.columns, table.delimiter, table.encoding
+            rows = list(table)
+        if not columns or delimiter is None or encoding not in ("utf-8", "utf-8-sig"):
+            return
+        frame = read_canonical_csv(path, columns, delimiter)
+    if frame is None:
+        return
+    read = [SourceRow(values[0], dict(zip(columns, values[1:], strict=True)))
+            for values in frame.select(LINE, *columns).iter_rows()]
+    assert read == rows
+
+
+def test_polars_reader_takes_a_salesforce_export_and_declines_damaged_ones(tmp_path: Path) -> None:
+    from closewise.ingest.fast_reader import read_canonical_csv
+
+    clean = b'\xef\xbb\xbf"Id","Name"\r\n"006A","two\r\nlines"\r\n"006B",""\r\n'
+    frame = read_canonical_csv(write(tmp_path, clean), ["Id", "Name"], ",")
+    assert frame is not None and frame.rows() == [("006A", "two\r\nlines", 2), ("006B", "", 4)]
+    for damaged in (clean.replace(b'"006B",""', b'"006B"'), clean.replace(b"006B", b"006\xe9"),
+                    clean + b"\r\n", clean.replace(b'"006B"', b"006B"), clean.replace(b"006A", b"006\x00")):
+        assert read_canonical_csv(write(tmp_path, damaged), ["Id", "Name"], ",") is None

@@ -52,6 +52,23 @@ def insert_returning_ids(connection: Connection, *, table: sa.Table, rows: Seque
     return [int(row[0]) for row in connection.execute(statement, uniform)]
 
 
+def insert_keyed(connection: Connection, *, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert rows that all carry `source` and `external_id`; return their new ids in the same order.
+
+    On PostgreSQL the rows go in with one COPY and the ids are looked up by key afterwards: INSERT ...
+    RETURNING in parameter order costs about a millisecond a row there.
+    """
+    if not rows or connection.dialect.name != "postgresql":
+        return insert_returning_ids(connection, table=table, rows=rows)
+    fast_insert(connection, table=table, rows=rows)
+    ids: dict[tuple[str, str], int] = {}
+    for source in {str(row["source"]) for row in rows}:
+        keys = [str(row["external_id"]) for row in rows if row["source"] == source]
+        ids.update(((source, key), identifier) for key, identifier in
+                   ids_by_key(connection, table=table, source=source, external_ids=keys).items())
+    return [ids[(str(row["source"]), str(row["external_id"]))] for row in rows]
+
+
 def update_by_id(connection: Connection, *, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Update each row (a mapping with `id` and the columns to set); rows may set different columns."""
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -160,6 +177,26 @@ def opportunity_keys(connection: Connection, *, source: str, columns: Sequence[s
         table.c.source == source
     )
     return [dict(row) for row in connection.execute(query).mappings()]
+
+
+OPPORTUNITY_DTYPES: dict[str, pl.DataType] = {
+    "id": pl.Int64(), "external_id": pl.String(), "stage": pl.String(), "status": pl.String(),
+    "amount": pl.Float64(), "close_date": pl.Date(), "probability": pl.Float64(), "forecast_category": pl.String(),
+}
+
+
+def opportunity_frame(connection: Connection, *, source: str, columns: Sequence[str]) -> pl.DataFrame:
+    """id, external_id and `columns` (of OPPORTUNITY_DTYPES) of every opportunity of `source`, as one frame
+    built a block of rows at a time (a million opportunities as dicts would take a gigabyte)."""
+    table = tables.opportunities
+    names = ["id", "external_id", *columns]
+    schema = {name: OPPORTUNITY_DTYPES[name] for name in names}
+    query = sa.select(*(table.c[name] for name in names)).where(table.c.source == source)
+    result = connection.execute(query)
+    frames = [pl.DataFrame(schema=schema)]
+    while block := result.fetchmany(100_000):
+        frames.append(pl.DataFrame([tuple(row) for row in block], schema=schema, orient="row"))
+    return pl.concat(frames, rechunk=True)
 
 
 # --- users, teams, quotas and currency rates (the entity loaders) ------------------------------------------

@@ -15,10 +15,12 @@ are `session.BATCH` rows that pass conversion, one transaction each, as on the p
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import chain, islice
-from operator import itemgetter
+from operator import getitem, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from sqlalchemy.engine import Engine
 from closewise.db import ingest as queries
 from closewise.ingest.fast_convert import Converted, convert_column
 from closewise.ingest.fast_load import load_new_opportunities
+from closewise.ingest.fast_reader import LINE, read_canonical_csv
 from closewise.ingest.fields import ENTITIES
 from closewise.ingest.generic import INFERENCE_SAMPLE, FieldPlan, plan_fields, records
 from closewise.ingest.mapping import Mapping
@@ -62,6 +65,10 @@ class HookResult:
 FrameHook = Callable[[pl.DataFrame, pl.DataFrame], HookResult]
 
 
+# Converted rows, the first error of each rejected row (by index), which rows to keep, the hook's say.
+_Conversion = tuple[pl.DataFrame, dict[int, RowError], list[bool], HookResult | None]
+
+
 @dataclass(frozen=True)
 class FastHook:
     """A row hook (`post`) with its whole-frame equivalent and the source columns the latter reads."""
@@ -87,6 +94,22 @@ def load_opportunity_file(
             notes.append(f"{path.name}: read as {table.encoding}")
         batch = _Batch(engine, context, plans, mapping, path.name, counts, sink, notes, hook, set(table.columns))
         read_before = counts.read
+        whole = read_canonical_csv(path, table.columns, table.delimiter) if table.delimiter and batch.fast \
+            and table.encoding in ("utf-8", "utf-8-sig") else None
+        if whole is not None:
+            # Converting a chunk (Polars, mostly without the GIL) overlaps with writing the previous one.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                chunks = [whole.slice(start, CHUNK) for start in range(0, whole.height, CHUNK)]
+                pending = pool.submit(batch.convert_frame, chunks[0]) if chunks else None
+                for number, frame in enumerate(chunks):
+                    assert pending is not None
+                    converted = pending.result()
+                    pending = pool.submit(batch.convert_frame, chunks[number + 1]) if number + 1 < len(chunks) \
+                        else None
+                    batch.load_frame(frame, converted)
+                    if progress is not None:
+                        progress(counts.read - read_before)
+            return
         for chunk in batched(chain(sample_rows, stream), CHUNK):
             batch.load_chunk(chunk)
             if progress is not None:
@@ -114,7 +137,10 @@ class _Batch:
     def load_chunk(self, chunk: list[TableRow]) -> None:
         # Conversion has no side effects: batches are cut the same way whichever path then loads them.
         good = [row for row in chunk if isinstance(row, SourceRow)]
-        converted, problems, keep, hooked = self._convert(good)
+        converted, problems, keep, hooked = self._convert(
+            [row[0] for row in good], self._source_columns(good),
+            lambda column: [row[1].get(column, "") for row in good],
+        )
         # Outcome of each row of the chunk: an error, skipped, or its index in `converted`.
         outcomes: list[RowError | int | None] = []
         position = 0
@@ -131,21 +157,54 @@ class _Batch:
             if isinstance(outcome, int):
                 loaded += 1
             if loaded == BATCH or end == len(outcomes):
-                self._sub_batch(chunk[start:end], outcomes[start:end], converted, hooked)
+                self._sub_batch(partial(getitem, chunk, slice(start, end)), outcomes[start:end], converted, hooked)
                 start, loaded = end, 0
 
-    def _per_row(self, rows: list[TableRow]) -> None:
+    def convert_frame(self, frame: pl.DataFrame) -> _Conversion:
+        """The conversion of rows read by Polars (`fast_reader`: source columns as String, plus `_line`);
+        free of side effects, so it may run while the previous chunk is written."""
+        lines: list[int] = frame.get_column(LINE).to_list()
+        source = {name: frame.get_column(name) for name in self._wanted() if name in frame.columns}
+
+        def texts(column: str) -> list[str]:
+            return frame.get_column(column).to_list() if column in frame.columns else [""] * frame.height
+
+        return self._convert(lines, source, texts)
+
+    def load_frame(self, frame: pl.DataFrame, conversion: _Conversion) -> None:
+        """`load_chunk` for rows read by Polars, given their `convert_frame`."""
+        names = [name for name in frame.columns if name != LINE]
+        converted, problems, keep, hooked = conversion
+        outcomes: list[RowError | int | None] = [
+            problems.get(index) if index in problems else (index if keep[index] else None)
+            for index in range(frame.height)
+        ]
+
+        def rows(start: int, end: int) -> list[TableRow]:
+            part = frame.slice(start, end - start).select(LINE, *names)
+            return [SourceRow(values[0], dict(zip(names, values[1:], strict=True))) for values in part.iter_rows()]
+
+        start = loaded = 0
+        for end, outcome in enumerate(outcomes, start=1):
+            if isinstance(outcome, int):
+                loaded += 1
+            if loaded == BATCH or end == len(outcomes):
+                self._sub_batch(partial(rows, start, end), outcomes[start:end], converted, hooked)
+                start, loaded = end, 0
+
+    def _per_row(self, rows: Sequence[TableRow]) -> None:
         post = self.hook.post if self.hook is not None else None
         loadable = list(records(iter(rows), self.sink, self.counts, self.plans, self.mapping.custom, self.file, post))
         with self.engine.begin() as connection:
             load_opportunity_batch(connection, self.context, loadable, self.counts, self.sink, notes=self.notes)
 
-    def _sub_batch(self, rows: list[TableRow], outcomes: list[RowError | int | None], converted: pl.DataFrame,
-                   hooked: HookResult | None) -> None:
+    def _sub_batch(self, rows: Callable[[], Sequence[TableRow]], outcomes: list[RowError | int | None],
+                   converted: pl.DataFrame, hooked: HookResult | None) -> None:
+        """Load a batch: `rows` gives its source rows, for the per-row path."""
         indices = [outcome for outcome in outcomes if isinstance(outcome, int)]
         frame = converted[indices] if indices else converted.clear()
         if not self.fast or not self._sure(frame, hooked, indices):
-            self._per_row(rows)
+            self._per_row(rows())
             return
         for outcome in outcomes:
             if isinstance(outcome, RowError):
@@ -174,12 +233,16 @@ class _Batch:
         seen = self.context.seen
         return not any(key in stored or key in seen for key in ids_list)
 
-    def _source_columns(self, good: list[SourceRow]) -> dict[str, pl.Series]:
-        """The text of every source column the plans and the hook read, as columns."""
+    def _wanted(self) -> list[str]:
+        """The source columns the plans and the hook read."""
         wanted = [plan.column for plan in self.plans if plan.column is not None]
         if self.hook is not None:
             wanted += [name for name in self.hook.columns if name in self.columns]
-        names = list(dict.fromkeys(wanted))
+        return list(dict.fromkeys(wanted))
+
+    def _source_columns(self, good: list[SourceRow]) -> dict[str, pl.Series]:
+        """The text of every source column the plans and the hook read, as columns."""
+        names = self._wanted()
         if not names:
             return {}
         # One C-level tuple per row, then one transpose: far cheaper than a dict look-up per cell.
@@ -188,12 +251,12 @@ class _Batch:
         return {name: pl.Series(name, cells[position], dtype=pl.String) for position, name in enumerate(names)}
 
     def _convert(
-        self, good: list[SourceRow]
-    ) -> tuple[pl.DataFrame, dict[int, RowError], list[bool], HookResult | None]:
-        """Converted columns of the readable rows, the first conversion error of each row, and the hook's say."""
-        count = len(good)
-        columns: dict[str, pl.Series] = {"_line": pl.Series("_line", [row[0] for row in good], dtype=pl.Int64)}
-        source = self._source_columns(good)
+        self, lines: list[int], source: dict[str, pl.Series], texts: Callable[[str], list[str]]
+    ) -> _Conversion:
+        """Converted columns of the readable rows (their lines, the source columns read, any column's text),
+        the first conversion error of each row, and the hook's say."""
+        count = len(lines)
+        columns: dict[str, pl.Series] = {"_line": pl.Series("_line", lines, dtype=pl.Int64)}
         first_error: dict[int, RowError] = {}
         kinds = ENTITIES[self.mapping.entity]
         for plan in self.plans:
@@ -201,17 +264,18 @@ class _Batch:
                 columns[plan.name] = pl.Series(plan.name, [plan.constant] * count)
                 continue
             column = plan.column
-            texts = source[column].alias(plan.name)
-            result: Converted = convert_column(texts, kinds[plan.name], plan.convert, plan.date_format)
+            values = source[column].alias(plan.name)
+            result: Converted = convert_column(values, kinds[plan.name], plan.convert, plan.date_format)
             columns[plan.name] = result.values.rename(plan.name)
             for index, reason in result.errors.items():
                 if index not in first_error:
-                    first_error[index] = RowError(self.file, good[index][0], column, texts[index], reason)
+                    first_error[index] = RowError(self.file, lines[index], column, values[index], reason)
         custom = self.mapping.custom
         if custom:
             # As stored: the JSON text of {column: raw text}.
-            columns["custom"] = pl.Series("custom", [json.dumps({c: row[1].get(c, "") for c in custom})
-                                                     for row in good], dtype=pl.String)
+            cells = [texts(c) for c in custom]
+            columns["custom"] = pl.Series("custom", [json.dumps(dict(zip(custom, row, strict=True)))
+                                                     for row in zip(*cells, strict=True)], dtype=pl.String)
         converted = pl.DataFrame(list(columns.values()))
         keep = [True] * count
         hooked: HookResult | None = None
@@ -223,7 +287,7 @@ class _Batch:
             hooked = _spread(hooked, ok)
             keep = hooked.keep.to_list()
             for index, (column, value, reason) in hooked.errors.items():
-                first_error[index] = RowError(self.file, good[index][0], column, value, reason)
+                first_error[index] = RowError(self.file, lines[index], column, value, reason)
         return converted, first_error, keep, hooked
 
 

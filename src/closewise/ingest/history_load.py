@@ -3,13 +3,15 @@
 The opportunity rows are loaded first. Their current values are appended as the newest snapshot (at the
 time of the newest history row), so the log always ends at what the opportunity holds now. A closed deal's
 row cannot know the last open stage it reached; the history can, and sets it.
+
+Snapshots may be a lazy frame (a scan of the Parquet files an importer spooled them to): they are read
+one bucket of opportunities at a time (`_bucket`, a hash of the opportunity's external id), so the rows of
+one opportunity are always processed together and memory holds one bucket, not millions of rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import polars as pl
 from sqlalchemy.engine import Connection, Engine
@@ -21,84 +23,95 @@ from closewise.ingest.history import derive_changes, missing_changes
 from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.report import EntityCounts, ErrorSink, RowError
 
+# Opportunities per bucket (and transaction), about.
 CHUNK = 20_000
+OPEN = OpportunityStatus.OPEN.value
 
 
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+def bucket_of(buckets: int) -> pl.Expr:
+    """The `_bucket` column: which of `buckets` groups a snapshot's opportunity falls in (stable in a run)."""
+    return (pl.col("opportunity").hash(seed=0) % max(buckets, 1)).cast(pl.Int32).alias("_bucket")
 
 
 def load_history(
     engine: Engine,
     context: LoadContext,
-    snapshots: pl.DataFrame,
+    snapshots: pl.DataFrame | pl.LazyFrame,
     *,
     fields: list[str],
     counts: EntityCounts,
     sink: ErrorSink,
     progress: Callable[[int, int], None] | None = None,
+    buckets: int | None = None,
 ) -> int:
     """Load snapshots (`opportunity` external id, `changed_at`, `_file`, `_line`, raw `stage` and `fields`).
 
-    Counts are of history rows: `inserted` those that added change rows, `unchanged` those that added
-    nothing new (already loaded, or no field changed), `rejected` those that could not be attached.
-    Returns the number of change rows written.
+    `buckets` says how many `_bucket` values the snapshots already carry (see `bucket_of`); without it
+    they are bucketed here. Counts are of history rows: `inserted` those that added change rows,
+    `unchanged` those that added nothing new (already loaded, or no field changed), `rejected` those that
+    could not be attached. Returns the number of change rows written.
     """
-    counts.read += snapshots.height
+    lazy = snapshots.lazy()
+    total = int(lazy.select(pl.len()).collect().item())
+    counts.read += total
     rejected_before = counts.rejected
-    if snapshots.height == 0:
+    if total == 0:
         return 0
     with engine.begin() as connection:
-        current = queries.opportunity_keys(connection, source=context.source, columns=[*fields, "status", "stage"])
+        current = queries.opportunity_frame(connection, source=context.source,
+                                            columns=list(dict.fromkeys([*fields, "status", "stage"])))
         if "stage" in fields:
-            snapshots = _resolve_stages(connection, context, snapshots, sink)
-    if not current:
-        for row in snapshots.select("_file", "_line", "opportunity").iter_rows():
-            sink.add(RowError(row[0], row[1], "OpportunityId", str(row[2]), "no such opportunity"))
+            lazy = _resolve_stages(connection, context, lazy, sink)
+    if current.is_empty():
+        for row in lazy.select("_file", "_line", "opportunity").collect().iter_rows():
+            sink.add(RowError(str(row[0]), row[1], "OpportunityId", str(row[2]), "no such opportunity"))
         return 0
-    keys = pl.DataFrame(
-        {"opportunity": [row["external_id"] for row in current], "opportunity_id": [int(row["id"]) for row in current]},
-        schema={"opportunity": pl.String, "opportunity_id": pl.Int64},
-    )
-    matched = snapshots.join(keys, on="opportunity", how="left")
-    for row in matched.filter(pl.col("opportunity_id").is_null()).select("_file", "_line", "opportunity").iter_rows():
-        sink.add(RowError(row[0], row[1], "OpportunityId", str(row[2]), f"no opportunity {row[2]!r} to attach to"))
-    matched = matched.filter(pl.col("opportunity_id").is_not_null()).drop("opportunity", "_file", "_line")
-    by_id = {int(row["id"]): row for row in current}
-    ids = matched.get_column("opportunity_id").unique().sort().to_list()
+    keys = current.select(pl.col("external_id").alias("opportunity"), pl.col("id").alias("opportunity_id"))
+    unmatched = lazy.join(keys.lazy(), on="opportunity", how="anti").select("_file", "_line", "opportunity").collect()
+    for row in unmatched.iter_rows():
+        sink.add(RowError(str(row[0]), row[1], "OpportunityId", str(row[2]), f"no opportunity {row[2]!r} to attach to"))
+    del unmatched
+    if buckets is None:
+        distinct = int(lazy.select(pl.col("opportunity").n_unique()).collect().item())
+        buckets = -(-distinct // CHUNK)
+        lazy = lazy.with_columns(bucket_of(buckets))
+    stored = current.rename({"id": "opportunity_id"})
     written = contributing = 0
-    for start in range(0, len(ids), CHUNK):
-        chunk_ids = ids[start : start + CHUNK]
-        chunk = matched.filter(pl.col("opportunity_id").is_in(chunk_ids))
-        with engine.begin() as connection:
-            new = _load_chunk(connection, context, chunk, fields, by_id)
-        written += new.height
-        # A history row added something when a new change row carries its opportunity and time.
-        contributing += chunk.join(new.select("opportunity_id", "changed_at").unique(),
-                                   on=["opportunity_id", "changed_at"], how="semi").height
+    for bucket in range(buckets):
+        chunk = (lazy.filter(pl.col("_bucket") == bucket)
+                 .join(keys.lazy(), on="opportunity", how="inner", maintain_order="left")
+                 .drop("opportunity", "_file", "_line", "_bucket").collect())
+        if chunk.height:
+            with engine.begin() as connection:
+                new = _load_chunk(connection, context, chunk, fields, stored)
+            written += new.height
+            # A history row added something when a new change row carries its opportunity and time.
+            contributing += chunk.join(new.select("opportunity_id", "changed_at").unique(),
+                                       on=["opportunity_id", "changed_at"], how="semi").height
         if progress is not None:
-            progress(min(start + CHUNK, len(ids)), len(ids))
+            progress(bucket + 1, buckets)
     counts.inserted += contributing
-    counts.unchanged += snapshots.height - (counts.rejected - rejected_before) - contributing
+    counts.unchanged += total - (counts.rejected - rejected_before) - contributing
     return written
 
 
-def _resolve_stages(connection: Connection, context: LoadContext, snapshots: pl.DataFrame,
-                    sink: ErrorSink) -> pl.DataFrame:
+def _resolve_stages(connection: Connection, context: LoadContext, snapshots: pl.LazyFrame,
+                    sink: ErrorSink) -> pl.LazyFrame:
     """Raw stage values -> (stage key, status); rows with an unknown stage are rejected."""
     mapping: dict[str, tuple[str | None, str]] = {}
-    bad: set[str] = set()
-    for raw in snapshots.get_column("stage").drop_nulls().unique().to_list():
+    bad: list[str] = []
+    raws = snapshots.select(pl.col("stage").drop_nulls().unique(maintain_order=True)).collect().to_series()
+    for raw in raws.to_list():
         try:
             target = context.stages.resolve(connection, raw)
         except ValueError as exc:
-            bad.add(raw)
-            for row in snapshots.filter(pl.col("stage") == raw).select("_file", "_line").iter_rows():
-                sink.add(RowError(row[0], row[1], "StageName", raw, str(exc)))
+            bad.append(raw)
+            for row in snapshots.filter(pl.col("stage") == raw).select("_file", "_line").collect().iter_rows():
+                sink.add(RowError(str(row[0]), row[1], "StageName", raw, str(exc)))
             continue
         status = (target.status or OpportunityStatus.OPEN).value
         mapping[raw] = (target.stage, status)
-    frame = snapshots.filter(~pl.col("stage").is_in(list(bad)) | pl.col("stage").is_null())
+    frame = snapshots.filter(~pl.col("stage").is_in(bad) | pl.col("stage").is_null()) if bad else snapshots
     stage_of = {raw: value[0] for raw, value in mapping.items()}
     status_of = {raw: value[1] for raw, value in mapping.items()}
     return frame.with_columns(
@@ -108,10 +121,11 @@ def _resolve_stages(connection: Connection, context: LoadContext, snapshots: pl.
 
 
 def _load_chunk(
-    connection: Connection, context: LoadContext, chunk: pl.DataFrame, fields: list[str], by_id: dict[int, Any]
+    connection: Connection, context: LoadContext, chunk: pl.DataFrame, fields: list[str], stored: pl.DataFrame
 ) -> pl.DataFrame:
+    """Derive and write the change rows of one bucket's snapshots; `stored` holds every opportunity's row."""
     covered = [*fields, "status"] if "stage" in fields and "status" not in fields else list(fields)
-    chunk = chunk.sort(["opportunity_id", "changed_at"]).with_columns(
+    chunk = chunk.sort(["opportunity_id", "changed_at"], maintain_order=True).with_columns(
         pl.col("stage").forward_fill().backward_fill().over("opportunity_id") if "stage" in covered else pl.lit(None),
         pl.col("amount").round(2) if "amount" in covered else pl.lit(None),
     ).select("opportunity_id", "changed_at", *covered)
@@ -119,25 +133,23 @@ def _load_chunk(
         pl.col("changed_at").max().alias("changed_at"),
         *([pl.col("stage").last().alias("last_stage")] if "stage" in covered else []),
     )
-    stage_fixes: list[dict[str, Any]] = []
-    current_rows: list[dict[str, Any]] = []
-    for row in last.iter_rows(named=True):
-        stored = by_id[row["opportunity_id"]]
-        state = {name: stored[name] for name in covered}
-        if "stage" in covered and stored["status"] != OpportunityStatus.OPEN.value and row["last_stage"]:
-            if stored["stage"] != row["last_stage"]:
-                stage_fixes.append({"id": row["opportunity_id"], "stage": row["last_stage"]})
-            state["stage"] = row["last_stage"]
-        current_rows.append({"opportunity_id": row["opportunity_id"], "changed_at": row["changed_at"], **state})
-    current = pl.DataFrame(current_rows, schema=chunk.schema)
+    state = last.join(stored.select("opportunity_id", *dict.fromkeys([*covered, "status", "stage"])),
+                      on="opportunity_id", how="left", maintain_order="left")
+    stage_fixes: list[dict[str, object]] = []
+    if "stage" in covered:
+        closed = (pl.col("status") != OPEN) & pl.col("last_stage").is_not_null()
+        fixes = state.filter(closed & (pl.col("stage") != pl.col("last_stage")))
+        stage_fixes = [{"id": key, "stage": stage} for key, stage in fixes.select("opportunity_id", "last_stage")
+                       .iter_rows()]
+        state = state.with_columns(pl.when(closed).then(pl.col("last_stage")).otherwise(pl.col("stage"))
+                                   .alias("stage"))
+    current = state.select("opportunity_id", "changed_at", *covered).cast(chunk.schema)
     derived = derive_changes(pl.concat([chunk, current]), covered)
-    stored = queries.changes_for(connection, opportunity_ids=chunk.get_column("opportunity_id").unique().to_list())
-    new = missing_changes(derived, stored)
+    changes = queries.changes_for(connection, opportunity_ids=last.get_column("opportunity_id").to_list())
+    new = missing_changes(derived, changes)
     queries.update_by_id(connection, table=tables.opportunities, rows=stage_fixes)
-    rows = [
-        {**row, "changed_at": row["changed_at"].replace(tzinfo=UTC), "changed_by": None,
-         "source": ChangeSource.HISTORY.value, "import_run_id": context.run_id}
-        for row in new.iter_rows(named=True)
-    ]
-    queries.insert_changes(connection, rows=rows)
+    queries.insert_frame(connection, table=tables.opportunity_changes, frame=new.with_columns(
+        changed_by=pl.lit(None, pl.Int64), source=pl.lit(ChangeSource.HISTORY.value),
+        import_run_id=pl.lit(context.run_id, pl.Int64),
+    ))
     return new

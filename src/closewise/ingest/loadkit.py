@@ -329,7 +329,7 @@ def upsert_keyed(
             on_update(stored, changes)
         counts.updated += 1
         updates.append({"id": stored["id"], **changes})
-    new_ids = queries.insert_returning_ids(connection, table=table, rows=inserts)
+    new_ids = queries.insert_keyed(connection, table=table, rows=inserts)
     counts.inserted += len(new_ids)
     ids.update(zip(inserted_keys, new_ids, strict=True))
     queries.update_by_id(connection, table=table, rows=updates)

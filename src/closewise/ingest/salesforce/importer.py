@@ -9,6 +9,7 @@ any other import, so row errors, idempotency and interrupted runs behave the sam
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from closewise.domain.enums import ChangeField
 from closewise.ingest import entities
 from closewise.ingest.fastpath import load_opportunity_file
 from closewise.ingest.generic import count_lines, mapped_rows
-from closewise.ingest.history_load import load_history
+from closewise.ingest.history_load import CHUNK, bucket_of, load_history
 from closewise.ingest.opportunities import LoadContext, load_opportunity_batch
 from closewise.ingest.readers import SourceRow, open_table
 from closewise.ingest.report import ImportReport
@@ -31,6 +32,8 @@ from closewise.ingest.salesforce.files import export_files
 from closewise.ingest.session import BATCH, ImportSession, batched
 
 Progress = Callable[[str, int, int], None]
+# History rows read, converted and written to one Parquet file at a time.
+HISTORY_SPOOL_ROWS = 100_000
 HISTORY_FIELDS = ["stage", "amount", "close_date", "probability", "forecast_category"]
 
 LOADERS: dict[str, Callable[..., None]] = {
@@ -123,33 +126,41 @@ def _load_object(session: ImportSession, context: LoadContext, obj: str, path: P
 
 
 def _load_history(session: ImportSession, context: LoadContext, path: Path, progress: Progress | None) -> None:
-    """OpportunityHistory: read in batches into compact frames, then derive and load the change rows."""
+    """OpportunityHistory: spool typed batches to Parquet files, then derive and load the change rows one
+    bucket of opportunities at a time (5M history rows never sit in memory at once)."""
     mapping = presets.preset("OpportunityHistory", _columns(path), file=path.name)
     counts, sink = session.entity("opportunity_changes")
     fields = [f for f in HISTORY_FIELDS if f in mapping.columns]
     schema: dict[str, Any] = {
-        "_file": pl.String, "_line": pl.Int64, "opportunity": pl.String, "changed_at": pl.Datetime("us", "UTC"),
+        "_line": pl.Int64, "opportunity": pl.String, "changed_at": pl.Datetime("us", "UTC"),
         "stage": pl.String, "amount": pl.Float64, "close_date": pl.Date, "probability": pl.Float64,
         "forecast_category": pl.String,
     }
-    schema = {name: dtype for name, dtype in schema.items() if name in ("_file", "_line", "opportunity",
-                                                                       "changed_at", *fields)}
-    frames: list[pl.DataFrame] = []
+    schema = {name: dtype for name, dtype in schema.items() if name in ("_line", "opportunity", "changed_at",
+                                                                       *fields)}
     total = count_lines(path)
-    with mapped_rows(path, mapping, counts=counts, sink=sink, notes=session.report.notes,
-                     post=presets.history_hook) as rows:
-        for batch in batched(rows, 100_000):
-            frames.append(pl.DataFrame(batch, schema=schema))
-            if progress is not None:
-                progress("OpportunityHistory (read)", sum(f.height for f in frames), max(total, 1))
-    if not frames:
-        return
-    snapshots = pl.concat(frames).with_columns(pl.col("changed_at").dt.replace_time_zone(None))
-    frames.clear()
-    written = load_history(
-        session.engine, context, snapshots, fields=fields, counts=counts, sink=sink,
-        progress=(lambda done, total_: progress("OpportunityHistory (load)", done, total_)) if progress else None,
-    )
+    # Buckets of about CHUNK opportunities, reckoning five history rows per opportunity.
+    buckets = max(1, -(-total // (5 * CHUNK)))
+    with tempfile.TemporaryDirectory(prefix="closewise-history-") as spool:
+        read = 0
+        with mapped_rows(path, mapping, counts=counts, sink=sink, notes=session.report.notes,
+                         post=presets.history_hook) as rows:
+            for number, batch in enumerate(batched(rows, HISTORY_SPOOL_ROWS)):
+                frame = pl.DataFrame(batch, schema=schema).with_columns(
+                    pl.col("changed_at").dt.replace_time_zone(None), bucket_of(buckets),
+                    pl.lit(path.name).alias("_file"),  # Parquet stores a repeated value once per page
+                )
+                frame.write_parquet(Path(spool) / f"part-{number:05d}.parquet", statistics=True)
+                read += frame.height
+                if progress is not None:
+                    progress("OpportunityHistory (read)", read, max(total, 1))
+        if not read:
+            return
+        snapshots = pl.scan_parquet(Path(spool) / "part-*.parquet")
+        written = load_history(
+            session.engine, context, snapshots, fields=fields, counts=counts, sink=sink, buckets=buckets,
+            progress=(lambda done, total_: progress("OpportunityHistory (load)", done, total_)) if progress else None,
+        )
     session.report.notes.append(f"OpportunityHistory: {written:,} change-log rows written")
 
 
