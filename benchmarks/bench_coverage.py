@@ -21,6 +21,10 @@ CPU time; polars 2.1), N = 1,000,000, period 2024-Q3 as of 2024-08-15 (46 days l
     peak RSS                                           3.6 GiB (set by the synthesis)
     100,000 opportunities: coverage 0.25 s wall, 0.17 s CPU
 
+(Since then the open pipeline at an instant, with its values, is memoised per timeline (analytics.pipeline):
+the repeats skip that part, ~0.25 s CPU at N = 1,000,000; the first call pays it. bench_analytics.py has
+current figures.)
+
 So the coverage answer itself costs ~2 s of CPU on a million deals, inside the 10 s budget of issue 4 once
 the timeline (shared by every pipeline analytic) is built; reading the org from the database is the larger
 cost (closewise.db.frames: ~21 s for 1M opportunities and 6.1M changes on SQLite).

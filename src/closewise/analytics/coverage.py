@@ -53,6 +53,7 @@ from closewise.analytics.coverage_report import (
     with_verdict,
 )
 from closewise.analytics.currency import to_corporate
+from closewise.analytics.pipeline import VALUE, open_deals
 from closewise.analytics.snapshots import snapshot
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import FiscalCalendar, Period
@@ -61,8 +62,8 @@ from closewise.errors import InvalidInput
 
 __all__ = ["CoverageReport", "CoverageSettings", "CoverageStatus", "SegmentCycle", "StageCoverage", "coverage"]
 
-_OPEN: Final = OpportunityStatus.OPEN.value
 _WON: Final = OpportunityStatus.WON.value
+_WON_COLUMNS: Final = (s.ID, s.VALID_FROM, s.VALID_TO, s.STATUS, s.AMOUNT, s.CURRENCY, s.CLOSE_DATE, s.CLOSED_AT)
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,13 @@ def coverage(
         )
     remaining = end - at
 
-    now = snapshot(timeline, at)
-    won_now = now.filter(pl.col(s.STATUS) == _WON, pl.col(s.CLOSED_AT) >= start, pl.col(s.CLOSED_AT) < end)
-    closed_won = _total(to_corporate(won_now, rates, corporate=corporate, into="_v"))
-    open_now = now.filter(
-        pl.col(s.STATUS) == _OPEN, pl.col(s.CLOSE_DATE) >= period.start, pl.col(s.CLOSE_DATE) < period.end
+    # Only won states can make a won deal at `at`: the snapshot of those alone is the same, for less.
+    won_now = snapshot(timeline.select(_WON_COLUMNS).filter(pl.col(s.STATUS) == _WON), at).filter(
+        pl.col(s.CLOSED_AT) >= start, pl.col(s.CLOSED_AT) < end
     )
-    open_now = to_corporate(open_now, rates, corporate=corporate, into="_v")
+    closed_won = _total(to_corporate(won_now, rates, corporate=corporate, into="_v"))
+    # The open deals closing in P, valued as the pipeline values them (shared with it at the same instant).
+    open_now = open_deals(timeline, at, rates=rates, corporate=corporate, period=period).rename({VALUE: "_v"})
 
     periods = _periods_with_data(timeline, calendar, period, at, settings)
     learned = learn_stage_conversion(

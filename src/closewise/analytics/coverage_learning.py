@@ -127,7 +127,7 @@ def learn_stage_conversion(
         return StageConversion(days_left, tuple(p.label for p in periods), None, 0, empty, prior_deals)
 
     pipeline = (
-        snapshots_lazy(timeline.filter(pl.col(s.STATUS) == _OPEN), points[s.AS_OF].to_list())
+        snapshots_lazy(_narrow(timeline).filter(pl.col(s.STATUS) == _OPEN), points[s.AS_OF].to_list())
         .join(points.lazy(), on=s.AS_OF)
         .filter(pl.col(s.CLOSE_DATE) >= pl.col("q_start"), pl.col(s.CLOSE_DATE) < pl.col("q_end"))
         .select(s.ID, "q", "central", s.STAGE, s.AMOUNT, s.CURRENCY, s.CLOSE_DATE)
@@ -144,7 +144,7 @@ def learn_stage_conversion(
         schema={s.AS_OF: s.TIMESTAMP, "q": pl.String, "q_start": pl.Date, "q_end": pl.Date},
     )
     won = (
-        snapshots_lazy(timeline.filter(pl.col(s.STATUS) == _WON), ends[s.AS_OF].to_list())
+        snapshots_lazy(_narrow(timeline).filter(pl.col(s.STATUS) == _WON), ends[s.AS_OF].to_list())
         .join(ends.lazy(), on=s.AS_OF)
         .filter(pl.col(s.CLOSED_AT).dt.date() >= pl.col("q_start"), pl.col(s.CLOSED_AT).dt.date() < pl.col("q_end"))
         .select(s.ID, "q", s.AMOUNT, s.CURRENCY, s.CLOSE_DATE, s.CLOSED_AT)
@@ -201,7 +201,7 @@ def learn_won_cycles(
     timeline: pl.DataFrame, *, as_of: datetime, since: datetime, min_segment_wins: int = 30
 ) -> list[WonCycle]:
     """Created-to-won days of deals won in [since, as_of]: the org first, then each segment with enough wins."""
-    known = snapshot(timeline.filter(pl.col(s.STATUS) == _WON), as_of)
+    known = snapshot(_narrow(timeline, s.CREATED_AT, SEGMENT).filter(pl.col(s.STATUS) == _WON), as_of)
     won = known.filter(pl.col(s.CLOSED_AT).is_not_null(), pl.col(s.CLOSED_AT) >= since).with_columns(
         ((pl.col(s.CLOSED_AT) - pl.col(s.CREATED_AT)).dt.total_seconds() / 86400).clip(0).alias("_days")
     )
@@ -235,6 +235,13 @@ def _comparable_moments(periods: Sequence[Period], remaining: timedelta, as_of: 
         schema={s.AS_OF: s.TIMESTAMP, "q": pl.String, "q_start": pl.Date, "q_end": pl.Date, "central": pl.Boolean},
         orient="row",
     )
+
+
+def _narrow(timeline: pl.DataFrame, *extra: str) -> pl.DataFrame:
+    """The timeline columns read here (and those of `extra` it has): filtering copies only them."""
+    wanted = (s.ID, s.VALID_FROM, s.VALID_TO, s.CLOSED_AT, s.STATUS, s.STAGE, s.AMOUNT, s.CURRENCY, s.CLOSE_DATE,
+              *extra)
+    return timeline.select(name for name in wanted if name in timeline.columns)
 
 
 def _midnight(day: date) -> datetime:

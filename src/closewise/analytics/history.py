@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
+import numpy as np
 import polars as pl
 
 from closewise.analytics import schema as s
@@ -77,22 +78,106 @@ def check_stages(stages: pl.DataFrame) -> None:
             raise InvalidInput(f"column {name!r} is missing", where="stages frame")
 
 
-def _field_log(opportunities: pl.DataFrame, changes: pl.DataFrame, field: str) -> pl.LazyFrame:
-    """Every change of `field` (all times), clamped to `created_at`, with its log position, sorted."""
-    return (
+_FIELD: Final = "_field"
+_ROW: Final = "_row"
+_OUTCOME_FIELDS: Final = (ChangeField.STATUS, ChangeField.OWNER, ChangeField.AMOUNT)
+
+
+def _history_log(opportunities: pl.DataFrame, changes: pl.DataFrame, fields: Sequence[ChangeField]) -> pl.DataFrame:
+    """Every change of `fields` (all times) of `opportunities`, in (opportunity, clamped time, log order)
+    order: `id`, `_row` (the opportunity's row in `opportunities`), `_field` (the field's position in
+    `fields`), `_t` (clamped to `created_at`) and `_seq` (the change's row in `changes`).
+
+    One filter, join and sort of the log serves every field: a field's rows, picked with a mask, keep that
+    order, which is the order of its own changes (log order among one field's changes is all that orders
+    changes made at one instant). Only numbers are sorted; the few values needed are gathered afterwards
+    (`_values`), and placed by `_row` rather than joined (`_per_opportunity`).
+    """
+    codes = {field.value: code for code, field in enumerate(fields)}
+    ranked = opportunities.lazy().select(s.ID, s.CREATED_AT).with_row_index(_ROW).sort(s.ID).with_row_index("_rank")
+    log = (
         changes.lazy()
-        .filter(pl.col(s.FIELD) == field)
-        # Log order among this field's changes is all that orders changes made at one instant.
         .with_row_index(_SEQ)
-        .join(opportunities.lazy().select(s.ID, s.CREATED_AT), left_on=s.OPPORTUNITY_ID, right_on=s.ID, how="inner")
+        .filter(pl.col(s.FIELD).is_in(list(codes)))
+        .join(ranked, left_on=s.OPPORTUNITY_ID, right_on=s.ID, how="inner")
         .select(
             pl.col(s.OPPORTUNITY_ID).alias(s.ID),
+            pl.col(_ROW),
+            pl.col(s.FIELD).replace_strict(codes, default=None, return_dtype=pl.UInt8).alias(_FIELD),
             pl.max_horizontal(s.CHANGED_AT, s.CREATED_AT).alias(_T),
             pl.col(_SEQ),
-            pl.col(s.OLD_VALUE).replace("", None),
-            pl.col(s.NEW_VALUE).replace("", None),
+            "_rank",
         )
-        .sort(s.ID, _T, _SEQ)
+        .collect()
+    )
+    # Logs are mostly stored in time order. Then each opportunity's changes in log order are in time order
+    # (clamping keeps it), and one sort on (opportunity's rank by id, log row) packed in an integer is enough.
+    raw = changes[s.CHANGED_AT]
+    if raw.len() < 2 or bool((raw.diff().drop_nulls() >= timedelta(0)).all()):
+        ordered = log.sort(pl.col("_rank").cast(pl.Int64) * (1 << 32) + pl.col(_SEQ).cast(pl.Int64))
+    else:
+        ordered = log.sort("_rank", _T, _SEQ)
+    return ordered.drop("_rank")
+
+
+def _field_rows(log: pl.DataFrame, fields: Sequence[ChangeField], field: ChangeField) -> pl.DataFrame:
+    """The rows of `log` (`_history_log(..., fields)`) that change `field`, still in order."""
+    return log.filter(pl.col(_FIELD) == fields.index(field))
+
+
+def _values(changes: pl.DataFrame, rows: pl.DataFrame, column: str) -> pl.Series:
+    """`column` (old or new value) of the changes `rows` (of `_history_log`), in their order; empty text is
+    null."""
+    return changes[column].gather(rows[_SEQ]).replace("", None)
+
+
+def _per_opportunity(n: int, rows: pl.DataFrame, values: pl.Series) -> pl.Series:
+    """`values` (one per row of `rows`, at most one per opportunity) at their opportunity's row of a column
+    of length `n`; null elsewhere."""
+    where = np.full(n, len(values), dtype=np.int64)
+    where[rows[_ROW].to_numpy()] = np.arange(len(values))
+    return values.extend_constant(None, 1).gather(where)
+
+
+def _has_row(n: int, rows: pl.DataFrame) -> pl.Series:
+    """True at the opportunity rows that have one of `rows`."""
+    found = np.zeros(n, dtype=bool)
+    found[rows[_ROW].to_numpy()] = True
+    return pl.Series(found)
+
+
+def _ends(changes: pl.DataFrame, rows: pl.DataFrame, n: int, at: datetime) -> dict[str, pl.Series]:
+    """Per opportunity row (of `n`), from its changes of one field (`rows`, sorted): `_logged` (it has
+    one), `_first_old` (the first one's old value), `_known` (it has one at or before `at`) and `_last_new`
+    (the last of those's new value)."""
+    first = rows.filter((pl.col(_ROW) != pl.col(_ROW).shift(1)).fill_null(value=True))
+    known = rows.filter(pl.col(_T) <= at)
+    last = known.filter((pl.col(_ROW) != pl.col(_ROW).shift(-1)).fill_null(value=True))
+    return {
+        "_logged": _has_row(n, first),
+        "_first_old": _per_opportunity(n, first, _values(changes, first, s.OLD_VALUE)),
+        "_known": _has_row(n, last),
+        "_last_new": _per_opportunity(n, last, _values(changes, last, s.NEW_VALUE)),
+    }
+
+
+def _value_at(
+    opportunities: pl.DataFrame, changes: pl.DataFrame, rows: pl.DataFrame, field: ChangeField, at: datetime
+) -> pl.Series:
+    """`value_as_of` from the field's sorted, clamped changes `rows` (of `_history_log(opportunities, ...)`)."""
+    name = field.value
+    dtype = pl.Float64 if field is ChangeField.AMOUNT else pl.Int64
+    ends = _ends(changes, rows, opportunities.height, at)
+    return (
+        pl.DataFrame({**ends, name: opportunities[name]})
+        .select(
+            pl.when(pl.col("_known"))
+            .then(pl.col("_last_new").str.strip_chars().cast(dtype, strict=False))
+            .when(pl.col("_logged"))
+            .then(pl.col("_first_old").str.strip_chars().cast(dtype, strict=False))
+            .otherwise(pl.col(name).cast(dtype))
+            .alias(name)
+        )[name]
     )
 
 
@@ -100,31 +185,8 @@ def value_as_of(opportunities: pl.DataFrame, changes: pl.DataFrame, field: Chang
     """The value of `field` (amount or owner_id) for every row of `opportunities` at `as_of`, in row order."""
     if field not in (ChangeField.AMOUNT, ChangeField.OWNER):
         raise InvalidInput(f"value_as_of reads amount or owner_id, not {field.value}")
-    at = naive_utc(as_of)
-    name = field.value
-    log = _field_log(opportunities, changes, name)
-    first = log.group_by(s.ID).agg(pl.col(s.OLD_VALUE).first().alias("_first_old"), pl.len().alias("_n_log"))
-    last = (
-        log.filter(pl.col(_T) <= at)
-        .group_by(s.ID)
-        .agg(pl.col(s.NEW_VALUE).last().alias("_last_new"), pl.len().alias("_n_last"))
-    )
-    dtype = pl.Float64 if field is ChangeField.AMOUNT else pl.Int64
-    return (
-        opportunities.lazy()
-        .select(s.ID, pl.col(name))
-        .join(first, on=s.ID, how="left", maintain_order="left")
-        .join(last, on=s.ID, how="left", maintain_order="left")
-        .select(
-            pl.when(pl.col("_n_last").is_not_null())
-            .then(pl.col("_last_new").str.strip_chars().cast(dtype, strict=False))
-            .when(pl.col("_n_log").is_not_null())
-            .then(pl.col("_first_old").str.strip_chars().cast(dtype, strict=False))
-            .otherwise(pl.col(name).cast(dtype))
-            .alias(name)
-        )
-        .collect()[name]
-    )
+    rows = _history_log(opportunities, changes, (field,))
+    return _value_at(opportunities, changes, rows, field, naive_utc(as_of))
 
 
 def deal_outcomes(opportunities: pl.DataFrame, changes: pl.DataFrame, *, as_of: datetime) -> pl.DataFrame:
@@ -138,23 +200,45 @@ def deal_outcomes(opportunities: pl.DataFrame, changes: pl.DataFrame, *, as_of: 
     s.validate_changes(changes)
     at = naive_utc(as_of)
     opps = opportunities.filter(pl.col(s.CREATED_AT) <= at)
-    log = _field_log(opps, changes, ChangeField.STATUS.value)
-    first = log.group_by(s.ID).agg(pl.col(s.OLD_VALUE).first().alias("_first_old"), pl.len().alias("_n_log"))
-    known = log.filter(pl.col(_T) <= at)
-    last = known.group_by(s.ID).agg(pl.col(s.NEW_VALUE).last().alias("_last_new"), pl.len().alias("_n_known"))
-    reopened = known.filter(pl.col(s.NEW_VALUE) == OPEN).group_by(s.ID).agg(pl.col(_T).max().alias("_reopened"))
+    return _outcomes(opps, changes, _history_log(opps, changes, _OUTCOME_FIELDS), _OUTCOME_FIELDS, at)
+
+
+def outcomes_and_visits(
+    opportunities: pl.DataFrame, changes: pl.DataFrame, stages: pl.DataFrame, *, as_of: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`deal_outcomes` and `stage_visits` at `as_of`, the same frames, from one read of the change log."""
+    s.validate_opportunities(opportunities)
+    s.validate_changes(changes)
+    check_stages(stages)
+    at = naive_utc(as_of)
+    opps = opportunities.filter(pl.col(s.CREATED_AT) <= at)
+    fields = (*_OUTCOME_FIELDS, ChangeField.STAGE)
+    log = _history_log(opps, changes, fields)
+    deals = _outcomes(opps, changes, log, fields, at)
+    return deals, _visits(opps, changes, _field_rows(log, fields, ChangeField.STAGE), stages, deals, at, aligned=True)
+
+
+def _outcomes(
+    opps: pl.DataFrame, changes: pl.DataFrame, log: pl.DataFrame, fields: Sequence[ChangeField], at: datetime
+) -> pl.DataFrame:
+    """`deal_outcomes` of `opps` (created by `at`) from their `_history_log` over `fields`."""
+    n = opps.height
+    statuses = _field_rows(log, fields, ChangeField.STATUS)
+    known_rows = statuses.filter(pl.col(_T) <= at)
+    known = known_rows.select(_ROW, _T).with_columns(_values(changes, known_rows, s.NEW_VALUE).alias(s.NEW_VALUE))
+    reopened = known.filter(pl.col(s.NEW_VALUE) == OPEN).group_by(_ROW).agg(pl.col(_T).max().alias("_reopened"))
     run_start = (
         known.filter(pl.col(s.NEW_VALUE).is_in(CLOSED_STATUSES))
-        .join(reopened, on=s.ID, how="left")
+        .join(reopened, on=_ROW, how="left")
         .filter(pl.col("_reopened").is_null() | (pl.col(_T) > pl.col("_reopened")))
-        .group_by(s.ID)
+        .group_by(_ROW)
         .agg(pl.col(_T).min().alias("_run_start"))
     )
     record_closed = pl.coalesce(s.CLOSED_AT, s.CREATED_AT)
     status = (
-        pl.when(pl.col("_n_known").is_not_null())
+        pl.when(pl.col("_known"))
         .then(pl.col("_last_new"))
-        .when(pl.col("_n_log").is_not_null())
+        .when(pl.col("_logged"))
         .then(pl.col("_first_old"))
         # No logged status change: closed only from the record's closing on.
         .when(pl.col(s.STATUS).is_in(CLOSED_STATUSES) & (record_closed > at))
@@ -167,21 +251,17 @@ def deal_outcomes(opportunities: pl.DataFrame, changes: pl.DataFrame, *, as_of: 
         pl.coalesce("_run_start", pl.when(record_closed <= at).then(record_closed), pl.col(s.CREATED_AT))
     )
     extra = [name for name in opps.columns if name not in s.OPPORTUNITY_SCHEMA]
-    frame = (
-        opps.lazy()
-        .select(s.ID, s.CREATED_AT, s.STATUS, s.CLOSED_AT, s.CURRENCY, s.CLOSE_DATE, *extra)
-        .join(first, on=s.ID, how="left", maintain_order="left")
-        .join(last, on=s.ID, how="left", maintain_order="left")
-        .join(run_start, on=s.ID, how="left", maintain_order="left")
+    owner = _value_at(opps, changes, _field_rows(log, fields, ChangeField.OWNER), ChangeField.OWNER, at)
+    amount = _value_at(opps, changes, _field_rows(log, fields, ChangeField.AMOUNT), ChangeField.AMOUNT, at)
+    return (
+        opps.select(s.ID, s.CREATED_AT, s.STATUS, s.CLOSED_AT, s.CURRENCY, s.CLOSE_DATE, *extra)
+        .with_columns(
+            *(series.alias(name) for name, series in _ends(changes, statuses, n, at).items()),
+            _per_opportunity(n, run_start, run_start["_run_start"]).alias("_run_start"),
+        )
         .with_columns(status.alias(s.STATUS))
-        .with_columns(closed_at.alias(s.CLOSED_AT))
-        .select(s.ID, s.CREATED_AT, s.STATUS, s.CLOSED_AT, s.CURRENCY, s.CLOSE_DATE, *extra)
-        .collect()
-    )
-    owner = value_as_of(opps, changes, ChangeField.OWNER, at)
-    amount = value_as_of(opps, changes, ChangeField.AMOUNT, at)
-    return frame.with_columns(owner.alias(s.OWNER_ID), amount.alias(s.AMOUNT)).select(
-        s.ID, s.CREATED_AT, s.STATUS, s.CLOSED_AT, s.OWNER_ID, s.AMOUNT, s.CURRENCY, s.CLOSE_DATE, *extra
+        .with_columns(closed_at.alias(s.CLOSED_AT), owner.alias(s.OWNER_ID), amount.alias(s.AMOUNT))
+        .select(s.ID, s.CREATED_AT, s.STATUS, s.CLOSED_AT, s.OWNER_ID, s.AMOUNT, s.CURRENCY, s.CLOSE_DATE, *extra)
     )
 
 
@@ -198,36 +278,53 @@ def stage_visits(
     Columns: `id`, `stage`, `order` (the playbook's; null for a stage it does not know), `entered_at`,
     `left_at` (null while still in the stage), `exit`, `days` (null while still in the stage), and the
     deal's `status` and `closed_at` as of `as_of`. `deals` is `deal_outcomes(...)` for the same `as_of`,
-    when the caller has it already.
+    when the caller has it already (`outcomes_and_visits` computes both from one read of the log).
     """
     check_stages(stages)
-    at = naive_utc(as_of)
     if deals is None:
-        deals = deal_outcomes(opportunities, changes, as_of=as_of)
+        return outcomes_and_visits(opportunities, changes, stages, as_of=as_of)[1]
+    at = naive_utc(as_of)
     opps = opportunities.filter(pl.col(s.CREATED_AT) <= at)
-    log = _field_log(opps, changes, ChangeField.STAGE.value)
-    initial = log.group_by(s.ID).agg(pl.col(s.OLD_VALUE).first().alias("_initial"), pl.len().alias("_n_log"))
-    start = (
-        opps.lazy()
-        .select(s.ID, s.CREATED_AT, s.STAGE)
-        .join(initial, on=s.ID, how="left", maintain_order="left")
-        .select(
-            s.ID,
-            pl.col(s.CREATED_AT).alias(_T),
-            pl.lit(-1, dtype=pl.Int64).alias(_SEQ),
-            pl.when(pl.col("_n_log").is_not_null()).then(pl.col("_initial")).otherwise(pl.col(s.STAGE)).alias(s.STAGE),
-        )
+    return _visits(opps, changes, _history_log(opps, changes, (ChangeField.STAGE,)), stages, deals, at, aligned=False)
+
+
+def _visits(
+    opps: pl.DataFrame,
+    changes: pl.DataFrame,
+    log: pl.DataFrame,
+    stages: pl.DataFrame,
+    deals: pl.DataFrame,
+    at: datetime,
+    *,
+    aligned: bool,
+) -> pl.DataFrame:
+    """`stage_visits` of `opps` (created by `at`) from their sorted, clamped stage changes `log`. `aligned`:
+    `deals` is `_outcomes` of `opps` (row for row), so each deal's status is read by row, not joined."""
+    n = opps.height
+    first = log.filter((pl.col(_ROW) != pl.col(_ROW).shift(1)).fill_null(value=True))
+    initial = _per_opportunity(n, first, _values(changes, first, s.OLD_VALUE))
+    start = opps.select(
+        s.ID,
+        pl.col(s.CREATED_AT).alias(_T),
+        pl.when(_has_row(n, first)).then(initial).otherwise(pl.col(s.STAGE)).alias(s.STAGE),
     )
-    later = log.filter(pl.col(_T) <= at).select(
-        s.ID, _T, pl.col(_SEQ).cast(pl.Int64), pl.col(s.NEW_VALUE).alias(s.STAGE)
-    )
+    known = log.filter(pl.col(_T) <= at)
+    later = known.select(s.ID, _T).with_columns(_values(changes, known, s.NEW_VALUE).alias(s.STAGE))
+    outcome = (s.STATUS, s.CLOSED_AT)
+    if aligned:
+        start = start.with_columns(deals.select(outcome))
+        later = later.with_columns(deals.select(outcome)[known[_ROW]])
+        stays = pl.concat([start, later]).lazy()
+    else:
+        stays = pl.concat([start, later]).lazy().join(
+            deals.lazy().select(s.ID, *outcome), on=s.ID, how="inner", maintain_order="left")
     order = stages.lazy().select(pl.col("key").alias(s.STAGE), pl.col(ORDER).cast(pl.Int64))
     same_deal_next = pl.col(s.ID) == pl.col(s.ID).shift(-1)
     visits = (
-        pl.concat([start, later])
-        .join(deals.lazy().select(s.ID, s.STATUS, s.CLOSED_AT), on=s.ID, how="inner")
-        .filter(pl.col(s.STAGE).is_not_null(), pl.col(s.CLOSED_AT).is_null() | (pl.col(_T) <= pl.col(s.CLOSED_AT)))
-        .sort(s.ID, _T, _SEQ)
+        stays.filter(pl.col(s.STAGE).is_not_null(), pl.col(s.CLOSED_AT).is_null() | (pl.col(_T) <= pl.col(s.CLOSED_AT)))
+        # Each deal's start (at its creation, no later than its clamped changes) comes before its changes,
+        # which are in order already: a stable sort by deal alone puts every row in place.
+        .sort(s.ID, maintain_order=True)
         # A change to the stage a deal is already in (or several at one instant) starts no new visit.
         .filter(
             ((pl.col(s.ID) != pl.col(s.ID).shift(1)) | (pl.col(s.STAGE) != pl.col(s.STAGE).shift(1))).fill_null(

@@ -20,11 +20,17 @@ How:
    those of the owner as of `as_of` (team by the owner's current team membership, the only one recorded).
 
 `open_deals(...)[value].sum()` is "the pipeline total at `as_of`" that the waterfall (analytics.waterfall)
-starts and ends with.
+starts and ends with. Steps 1 and 2 are done once per (timeline, instant, rates, currency) and shared by every
+later call (a small memo, `_ValuedMemo`): the pipeline, both ends of each waterfall and coverage ask for the
+same instants of the same timeline.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Final
@@ -36,6 +42,7 @@ from closewise.analytics.currency import to_corporate
 from closewise.analytics.snapshots import snapshot
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import FiscalCalendar, Period, PeriodKind
+from closewise.domain.timeutil import as_utc
 from closewise.errors import InvalidInput
 
 VALUE: Final = "value"  # the amount in the corporate currency
@@ -77,10 +84,15 @@ def open_deals(
 
     `stages` (the playbook: `key`, `default_probability`) supplies the probability of deals without one.
     """
-    deals = snapshot(timeline, as_of).filter(in_pipeline(period))
-    # to_corporate drops columns named with a leading underscore, so this one has none.
-    deals = to_corporate(deals.with_columns(pl.col(s.AMOUNT).fill_null(0.0).alias("amount_or_zero")), rates,
-                         corporate=corporate, amount="amount_or_zero", into=VALUE).drop("amount_or_zero")
+    try:
+        deals = _VALUED.get(timeline, as_of, rates, corporate)
+    except InvalidInput:
+        if period is None:
+            raise
+        # A deal outside the period may lack a rate; only those in it must have one.
+        deals = _valued(timeline, as_of, rates, corporate, period)
+    if period is not None:
+        deals = deals.filter(in_pipeline(period))
     probability = pl.col(s.PROBABILITY)
     if stages is not None and stages.height:
         defaults = stages.select(pl.col("key").alias(s.STAGE), pl.col("default_probability").alias("_default"))
@@ -123,6 +135,68 @@ def pipeline_by(
 
 
 # --- internals -------------------------------------------------------------------------------------------
+
+
+def _valued(
+    timeline: pl.DataFrame, as_of: datetime, rates: pl.DataFrame, corporate: str, period: Period | None = None
+) -> pl.DataFrame:
+    """Steps 1 and 2: the snapshot's rows in the pipeline, with `value`."""
+    deals = snapshot(timeline, as_of).filter(in_pipeline(period))
+    # to_corporate drops columns named with a leading underscore, so this one has none.
+    return to_corporate(deals.with_columns(pl.col(s.AMOUNT).fill_null(0.0).alias("amount_or_zero")), rates,
+                        corporate=corporate, amount="amount_or_zero", into=VALUE).drop("amount_or_zero")
+
+
+class _ValuedMemo:
+    """The last few `_valued` frames, so the pipeline, both ends of each waterfall and coverage, asking for
+    the same (timeline, instant, rates, currency), share one snapshot and conversion.
+
+    Frames are keyed by identity: an entry holds weak references to its timeline and rates, is used only
+    while they are the very objects asked about, and goes when the timeline does. Callers never get the
+    memoised frame itself, only frames derived from it, so it cannot be changed under the memo. (A timeline
+    changed in place after a call would be served stale data; nothing in Closewise does that.)
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[int, int, str, datetime], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, timeline: pl.DataFrame, as_of: datetime, rates: pl.DataFrame, corporate: str) -> pl.DataFrame:
+        at = as_utc(as_of).replace(tzinfo=None)
+        key = (id(timeline), id(rates), corporate, at)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.timeline() is timeline and entry.rates() is rates:
+                self._entries.move_to_end(key)
+                return entry.frame
+        frame = _valued(timeline, at, rates, corporate)
+        with self._lock:
+            for stale in [k for k, e in self._entries.items() if e.timeline() is None or e.rates() is None]:
+                del self._entries[stale]
+            self._entries[key] = _Entry(weakref.ref(timeline, lambda _: self._drop(key)), weakref.ref(rates), frame)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return frame
+
+    def _drop(self, key: tuple[int, int, str, datetime]) -> None:
+        # Called when a timeline goes, possibly inside `get` on this thread: never wait for the lock (the
+        # next `get` removes what is left).
+        if self._lock.acquire(blocking=False):
+            try:
+                self._entries.pop(key, None)
+            finally:
+                self._lock.release()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    timeline: weakref.ref[pl.DataFrame]
+    rates: weakref.ref[pl.DataFrame]
+    frame: pl.DataFrame
+
+
+_VALUED: Final = _ValuedMemo(size=4)
 
 
 def _keyed(

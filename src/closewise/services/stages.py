@@ -64,8 +64,10 @@ def conversion_report(
     "median_days_in_stage", "p75_days_in_stage", "p90_days_in_stage", "in_stage_now"}]}`
     """
     org = _load(engine, org)
-    deals = _deals(org, as_of, deals)
-    visits = history.stage_visits(org.opportunities, org.changes, org.stages, as_of=as_of, deals=deals)
+    if deals is None:
+        deals, visits = history.outcomes_and_visits(org.opportunities, org.changes, org.stages, as_of=as_of)
+    else:
+        visits = history.stage_visits(org.opportunities, org.changes, org.stages, as_of=as_of, deals=deals)
     conversion = stages.stage_conversion(org.opportunities, org.changes, org.stages, as_of=as_of, visits=visits)
     timing = stages.time_in_stage(org.opportunities, org.changes, org.stages, as_of=as_of, visits=visits).select(
         s.STAGE,
