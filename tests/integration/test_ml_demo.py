@@ -36,6 +36,7 @@ from closewise.ml.frames import OrgFrames
 from closewise.ml.leakage import leaky_columns
 from closewise.ml.rates import StageRateModel
 from closewise.ml.scorer import DealScorer
+from closewise.ml.training_set import label_examples, training_examples
 from closewise.ml.win_model import WinModel
 from closewise.services.demo import build_demo
 from closewise.services.org_data import load_org
@@ -86,7 +87,7 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Held]:
     frames = OrgFrames.of(load_org(engine), criteria_checks=_criteria(engine))
     engine.dispose()
     scorer = DealScorer(random_state=7).fit(frames, as_of=CUTOFF)
-    training = f.training_examples(frames, cutoff=CUTOFF).filter(pl.col("resolved"))
+    training = training_examples(frames, cutoff=CUTOFF).filter(pl.col("resolved"))
     fallback = StageRateModel().fit(training.select(f.FEATURES), training["won"].to_numpy())
     pieces = []
     for month in MONTHS:
@@ -97,7 +98,7 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Held]:
             pl.Series("p_fallback", fallback.predict_proba(feats.select(f.FEATURES))[:, 1]),
             pl.lit(end).alias("period_end"),
         )
-        outcomes = f.label_examples(feats, frames, cutoff=datetime(2026, 11, 22)).select(
+        outcomes = label_examples(feats, frames, cutoff=datetime(2026, 11, 22)).select(
             "id", "resolved", "won", "closed_at"
         )
         pieces.append(scored.join(outcomes, on="id", how="left"))
@@ -161,7 +162,7 @@ def test_the_scorer_refuses_dates_before_its_cutoff(held: Held) -> None:
 
 
 def test_training_labels_only_use_what_was_known_at_the_cutoff(held: Held) -> None:
-    examples = f.training_examples(held.frames, cutoff=CUTOFF)
+    examples = training_examples(held.frames, cutoff=CUTOFF)
     assert examples["as_of"].max() <= CUTOFF  # type: ignore[operator]
     resolved = examples.filter(pl.col("resolved"))
     assert resolved["closed_at"].max() <= CUTOFF  # type: ignore[operator]

@@ -21,18 +21,11 @@ Every cumulative count is read with an as-of join (the last running total at or 
 the log's size plus the examples', never their product. `OrgFrames.known_at(t)` gives the frames as they
 stood at `t`; features at `t` are the same from either (tested).
 
-Labels (`label_examples`) are read from the deals' outcomes as known at a training `cutoff`
-(`analytics.history.deal_outcomes`): `won` (the deal was won, at any time up to the cutoff), `days_to_outcome`
-(from `t` to the closing), `won_amount` (corporate). **Censoring choice:** an example whose deal is still
-open at the cutoff has no known label and is dropped (`resolved` false), never guessed; nothing learned
-depends on anything after the cutoff. Dropping biases the sample toward quickly-resolved deals for dates
-close to the cutoff; `training_examples` therefore stops its as-of dates `min_lag_days` before the cutoff,
-and the timing model only uses horizons that end by the cutoff (`ml.timing_model`).
+Labels and training sets are in `ml.training_set`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Final
@@ -409,115 +402,6 @@ def _pushes_before_first_close(frames: OrgFrames) -> pl.DataFrame:
         .group_by(s.ID)
         .agg(pl.col("_push").sum().cast(pl.Float64).alias("_pushes"))
     )
-
-
-# --- labels and training sets -----------------------------------------------------------------------------
-
-
-def label_examples(examples: pl.DataFrame, frames: OrgFrames, *, cutoff: datetime) -> pl.DataFrame:
-    """`examples` (rows of `features_at`) with labels as known at `cutoff`: `resolved` (the deal closed by
-    then), `won`, `closed_at`, `days_to_outcome` (from `as_of` to the closing, when resolved) and `won_amount`
-    (corporate at the closing day's rate; 0 unless won). Unresolved rows keep null labels."""
-    at = naive(cutoff)
-    if examples.height and examples[s.AS_OF].max() > at:  # type: ignore[operator]
-        raise InvalidInput("examples dated after the cutoff cannot be labelled with what was known at it")
-    clash = sorted(set(examples.columns) & set(LABELS))
-    if clash:
-        # A label silently replacing a feature column would leak the outcome into training.
-        raise InvalidInput(f"examples already hold a column named like a label: {clash[0]!r}")
-    # to_corporate drops underscored columns, so the working names here are spelled out.
-    outcomes = h.deal_outcomes(frames.opportunities, frames.changes, as_of=at).select(
-        s.ID,
-        pl.col(s.STATUS).alias("label_status"),
-        pl.col(s.CLOSED_AT).alias("closed_at"),
-        pl.col(s.AMOUNT).alias("label_amount"),
-        pl.col(s.CURRENCY).alias("label_currency"),
-        pl.col(s.CLOSED_AT).dt.date().alias("label_day"),
-    )
-    outcomes = to_corporate(
-        outcomes,
-        frames.rates,
-        corporate=frames.corporate_currency,
-        amount="label_amount",
-        currency="label_currency",
-        on="label_day",
-        into="label_won_amount",
-    )
-    resolved = pl.col("label_status").is_not_null() & (pl.col("label_status") != _OPEN)
-    won = pl.col("label_status") == _WON
-    return (
-        examples.join(outcomes, on=s.ID, how="left")
-        .with_columns(
-            resolved.fill_null(value=False).alias("resolved"),
-            pl.when(resolved).then(won.cast(pl.Int8)).alias("won"),
-            pl.when(resolved).then(pl.col("closed_at")).alias("closed_at"),
-        )
-        .with_columns(
-            pl.when(pl.col("resolved")).then(h.days_between(s.AS_OF, "closed_at")).alias("days_to_outcome"),
-            pl.when(pl.col("resolved"))
-            .then(pl.when(won).then(pl.col("label_won_amount")).otherwise(0.0))
-            .alias("won_amount"),
-        )
-        .drop("label_status", "label_amount", "label_currency", "label_day", "label_won_amount")
-    )
-
-
-def as_of_dates(start: datetime, end: datetime, *, every_days: int) -> list[datetime]:
-    """Dates every `every_days` going back from `end` (included) to `start` (included), oldest first."""
-    if every_days <= 0:
-        raise InvalidInput(f"the spacing of training dates must be positive, not {every_days}")
-    first, last = naive(start), naive(end)
-    count = max(0, math.floor((last - first) / timedelta(days=every_days)))
-    return [last - timedelta(days=every_days * k) for k in range(count, -1, -1)]
-
-
-def training_examples(
-    frames: OrgFrames,
-    *,
-    cutoff: datetime,
-    every_days: int = 7,
-    min_lag_days: int = 14,
-    history_days: int | None = None,
-) -> pl.DataFrame:
-    """Labelled examples from as-of dates every `every_days` up to `min_lag_days` before `cutoff` (back to
-    the first deal's creation, or `history_days`), using only what was known at `cutoff`. Every row of
-    `features_at`, labelled (`label_examples`), unresolved ones included (callers filter on `resolved`)."""
-    at = naive(cutoff)
-    opps = frames.opportunities.filter(pl.col(s.CREATED_AT) <= at)
-    if opps.height == 0:
-        return _empty_examples()
-    earliest: datetime = opps[s.CREATED_AT].min()  # type: ignore[assignment]
-    if history_days is not None:
-        earliest = max(earliest, at - timedelta(days=history_days))
-    last = at - timedelta(days=min_lag_days)
-    if last <= earliest:
-        return _empty_examples()
-    examples = features_at(frames, as_of_dates(earliest + timedelta(days=1), last, every_days=every_days))
-    return label_examples(examples, frames, cutoff=at)
-
-
-def _empty_examples() -> pl.DataFrame:
-    schema: dict[str, pl.DataType] = {
-        s.AS_OF: s.TIMESTAMP,
-        s.ID: pl.Int64(),
-        s.OWNER_ID: pl.Int64(),
-        "team_id": pl.Int64(),
-        s.STAGE: pl.String(),
-        s.CLOSE_DATE: pl.Date(),
-        s.FORECAST_CATEGORY: pl.String(),
-        "amount_corporate": pl.Float64(),
-    }
-    schema.update({name: pl.String() if name in CATEGORICAL else pl.Float64() for name in FEATURES})
-    schema.update(
-        {
-            "resolved": pl.Boolean(),
-            "won": pl.Int8(),
-            "closed_at": s.TIMESTAMP,
-            "days_to_outcome": pl.Float64(),
-            "won_amount": pl.Float64(),
-        }
-    )
-    return pl.DataFrame(schema=schema)
 
 
 def day_of(value: datetime) -> date:

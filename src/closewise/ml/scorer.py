@@ -5,7 +5,7 @@ the reasons. The one entry point the forecaster needs.
     scored = scorer.score(frames, as_of=cutoff, period_start=date(2026, 10, 1), period_end=date(2027, 1, 1))
 
 `fit` builds training examples at as-of dates every `every_days` before the cutoff from what was known at
-the cutoff (`ml.features.training_examples`; deals still open then are censored, i.e. left out) and fits:
+the cutoff (`ml.training_set.training_examples`; deals still open then are censored, i.e. left out) and fits:
 
 - `win_model_` (`ml.win_model.WinModel`): P(won) on the resolved examples;
 - `timing_model_` (`ml.timing_model.TimingModel`): P(won within h days | won) on the won examples expanded
@@ -42,6 +42,7 @@ from closewise.ml import features as f
 from closewise.ml.explain import REASON_DTYPE, reasons
 from closewise.ml.frames import OrgFrames, OrgLike
 from closewise.ml.timing_model import HORIZON, HORIZONS, TimingModel, with_horizon
+from closewise.ml.training_set import training_examples
 from closewise.ml.win_model import WinModel
 
 SCORE_COLUMNS: Final = (
@@ -87,7 +88,7 @@ class DealScorer:
     def fit(self, frames: OrgFrames | OrgLike, *, as_of: datetime) -> DealScorer:
         frames = _frames(frames)
         cutoff = naive_utc(as_of)
-        examples = f.training_examples(
+        examples = training_examples(
             frames,
             cutoff=cutoff,
             every_days=self.every_days,
