@@ -7,16 +7,12 @@ after `today`, so the rows are the state at the end of 2026-11-21) and the quota
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, time
-from pathlib import Path
 
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from closewise.analytics import schema as s
 from closewise.analytics.coverage import CoverageSettings, coverage
@@ -26,10 +22,9 @@ from closewise.cli import app as cli_app
 from closewise.cli import coverage_commands
 from closewise.db import tables
 from closewise.db.engine import make_engine
-from closewise.db.migrate import upgrade
-from closewise.services.demo import build_demo
 from closewise.services.org_data import OrgData, load_org
 from tests.cli_runner import Result, run_cli
+from tests.demo_org import demo_database
 
 TODAY = date(2026, 11, 22)
 AS_OF = "2026-11-21"  # the end of that day: everything the demo holds
@@ -38,30 +33,9 @@ BACKTEST_QUARTERS = ["2025-Q3", "2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3"]
 
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One demo org for the module, in SQLite or in a fresh PostgreSQL database."""
-    server = os.environ.get("CLOSEWISE_TEST_DATABASE_URL")
-    admin: Engine | None = None
-    if server:
-        name = f"closewise_test_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-    else:
-        name = ""
-        url = f"sqlite:///{Path(tmp_path_factory.mktemp('coverage')) / 'demo.db'}"
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        build_demo(engine, seed=7, today=TODAY)
-        engine.dispose()
+    """One demo org for the module."""
+    with demo_database(tmp_path_factory.mktemp("coverage"), today=TODAY) as (url, _):
         yield url
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 @pytest.fixture(scope="module")

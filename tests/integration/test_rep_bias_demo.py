@@ -16,26 +16,21 @@ and every rep that does get a row is labelled as planted.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from closewise.cli import app as cli_app
 from closewise.cli import forecast_bias_commands
 from closewise.db.engine import make_engine
-from closewise.db.migrate import upgrade
 from closewise.db.submissions import load_submissions
 from closewise.ml.rep_bias import BiasLabel, call_ratios, rep_bias, summarise
-from closewise.services.demo import DemoSummary, build_demo
+from closewise.services.demo import DemoSummary
 from closewise.services.org_data import OrgData, load_org
 from tests.cli_runner import run_cli
+from tests.demo_org import demo_database
 
 TODAY = date(2026, 11, 22)
 AS_OF = datetime(2026, 11, 22)
@@ -43,30 +38,9 @@ AS_OF = datetime(2026, 11, 22)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, DemoSummary]]:
-    """One demo org for the module, in SQLite or in a fresh PostgreSQL database."""
-    server = os.environ.get("CLOSEWISE_TEST_DATABASE_URL")
-    admin: Engine | None = None
-    if server:
-        name = f"closewise_test_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-    else:
-        name = ""
-        url = f"sqlite:///{Path(tmp_path_factory.mktemp('rep_bias')) / 'demo.db'}"
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        summary = build_demo(engine, seed=7, today=TODAY)
-        engine.dispose()
-        yield url, summary
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    """One demo org for the module."""
+    with demo_database(tmp_path_factory.mktemp("rep_bias"), today=TODAY) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")
