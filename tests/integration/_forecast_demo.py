@@ -7,8 +7,6 @@ from datetime import date
 
 import pytest
 
-from closewise.cli import app as cli_app
-from closewise.cli import forecast_commands
 from tests.demo_org import demo_database as shared_demo_database
 
 TODAY = date(2026, 11, 22)
@@ -20,8 +18,3 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def register_commands() -> None:
-    """The commands, whether or not the application has them wired in yet."""
-    names = {command.name for command in cli_app.app.registered_commands}
-    if "forecast" not in names:
-        forecast_commands.register(cli_app.app)

@@ -27,17 +27,12 @@ from pathlib import Path
 import pytest
 
 from tests.cli_runner import run_cli
-from tests.integration._forecast_demo import demo_database, register_commands
+from tests.integration._forecast_demo import demo_database
 
 
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from demo_database(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _commands() -> None:
-    register_commands()
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,6 @@ from closewise.analytics import schema as s
 from closewise.analytics.coverage import CoverageSettings, coverage
 from closewise.analytics.currency import to_corporate
 from closewise.analytics.snapshots import build_timeline, snapshot
-from closewise.cli import app as cli_app
-from closewise.cli import coverage_commands
 from closewise.db import tables
 from closewise.db.engine import make_engine
 from closewise.services.org_data import OrgData, load_org
@@ -43,14 +41,6 @@ def org(demo_url: str) -> Iterator[OrgData]:
     engine = make_engine(demo_url)
     yield load_org(engine, activities=False)
     engine.dispose()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _coverage_command() -> None:
-    """The command, whether or not the application has it wired in yet."""
-    names = {command.name for command in cli_app.app.registered_commands}
-    if "coverage" not in names:
-        coverage_commands.register(cli_app.app)
 
 
 def _cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> Result:

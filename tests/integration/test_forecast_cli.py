@@ -19,7 +19,7 @@ from closewise.db import tables
 from closewise.db.engine import make_engine
 from closewise.services.org_data import OrgData, load_org
 from tests.cli_runner import Result, run_cli
-from tests.integration._forecast_demo import demo_database, register_commands
+from tests.integration._forecast_demo import demo_database
 
 AS_OF = "2026-11-21"
 
@@ -34,11 +34,6 @@ def org(demo_url: str) -> Iterator[OrgData]:
     engine = make_engine(demo_url)
     yield load_org(engine, activities=False)
     engine.dispose()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _commands() -> None:
-    register_commands()
 
 
 def _cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> Result:

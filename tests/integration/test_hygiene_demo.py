@@ -28,8 +28,6 @@ from sqlalchemy.engine import Engine
 
 from closewise.analytics import hygiene as rules
 from closewise.analytics.snapshots import build_timeline, snapshot
-from closewise.cli import app as cli_app
-from closewise.cli import hygiene_commands
 from closewise.db import tables
 from closewise.db.engine import make_engine
 from closewise.db.hygiene import load_answers
@@ -83,13 +81,6 @@ def demo(demo_url: str) -> Iterator[Engine]:
     engine = make_engine(demo_url)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-def _hygiene_cli() -> None:
-    """`closewise hygiene` on the app (idempotent; cli/app.py wires it in too once registered there)."""
-    if not any(group.name == "hygiene" for group in cli_app.app.registered_groups):
-        hygiene_commands.register(cli_app.app)
 
 
 # --- the acceptance check ---------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from closewise.cli import pipeline_commands
-from closewise.cli.app import app
 from closewise.db.engine import make_engine
 from closewise.db.migrate import upgrade
 from closewise.services.demo import build_demo
@@ -36,13 +34,6 @@ WINDOWS = [
     ("2026-01-01", "2026-06-30", "2026"),  # a fiscal year
     ("2026-11-02", "2026-11-10", "2026-11"),  # a month
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _commands() -> None:
-    """The commands, should cli/app.py not register them (yet)."""
-    if not any(command.name == "waterfall" for command in app.registered_commands):
-        pipeline_commands.register(app)
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,6 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from closewise.cli import app as cli_app
-from closewise.cli import forecast_bias_commands
 from closewise.db.engine import make_engine
 from closewise.db.submissions import load_submissions
 from closewise.ml.rep_bias import BiasLabel, call_ratios, rep_bias, summarise
@@ -116,8 +114,6 @@ def test_only_ended_periods_and_known_calls_count(org: tuple[OrgData, pl.DataFra
 def test_cli_json(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, demo: tuple[str, DemoSummary]
 ) -> None:
-    if "forecast-bias" not in {command.name for command in cli_app.app.registered_commands}:
-        forecast_bias_commands.register(cli_app.app)
     result = run_cli(capsys, monkeypatch, "--db", demo[0], "forecast-bias", "--as-of", "2026-11-21", "--json")
     assert result.code == 0, result.stderr
     document = result.json()

@@ -25,8 +25,6 @@ from closewise.analytics.cycle import sales_cycle, velocity
 from closewise.analytics.slippage import deal_slippage
 from closewise.analytics.snapshots import snapshot
 from closewise.analytics.stages import stage_conversion, time_in_stage
-from closewise.cli import app as cli_app
-from closewise.cli import stage_commands
 from closewise.db.engine import make_engine
 from closewise.db.migrate import upgrade
 from closewise.services.demo import DemoSummary, build_demo
@@ -193,9 +191,6 @@ def test_top_skill_reps_win_more_than_bottom_skill_reps(demo: Demo) -> None:
 
 @pytest.fixture
 def cli(demo: Demo) -> Demo:
-    # `closewise.cli.app` wires the group in; until then (or in isolation) register it here, once.
-    if not any(group.name == "stages" for group in cli_app.app.registered_groups):
-        stage_commands.register(cli_app.app)
     return demo
 
 
