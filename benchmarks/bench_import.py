@@ -18,7 +18,12 @@ Before the Polars reader, Parquet spooling of history and frame-based history lo
     PostgreSQL  opportunities 39.4 s = 25,383 rows/s; history read 42.5 s, load 305.8 s; accounts 115.8 s;
                 whole import 504.0 s (11,900 rows/s overall); peak RSS 3,185 MiB
 
-Latest (load average 6-10 throughout):
+Latest, SQLite on a quiet machine (load average ~3 falling to 0.4; 2026-11-22):
+
+    SQLite      opportunities 38.7 s = 25,852 rows/s; history read 52.5 s, load 191.6 s;
+                accounts 2.2 s; whole import 285.2 s (21,034 rows/s overall); peak RSS 1,304 MiB
+
+Under load (load average 6-10 throughout, same code):
 
     SQLite      opportunities 88.5 s = 11,299 rows/s; history read 105.3 s, load 365.1 s (13,700 rows/s);
                 accounts 5.7 s; whole import 565.0 s (10,616 rows/s overall); peak RSS 2,066 MiB
