@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -85,3 +85,20 @@ def progress_bar() -> Iterator[Progress]:
     finally:
         if bar.live.is_started:
             bar.stop()
+
+
+StepProgress = Callable[[str, int, int], None]
+
+
+@contextmanager
+def step_progress() -> Iterator[StepProgress]:
+    """A `progress(step, done, total)` callback for services: one bar per step, on stderr (total 0: unknown)."""
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total or None)
+            bar.update(tasks[step], completed=done, total=total or None)
+
+        yield report

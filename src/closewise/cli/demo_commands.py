@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import typer
-from rich.progress import TaskID
 from rich.table import Table
 
-from closewise.cli.common import emit_json, progress_bar, state, stdout
+from closewise.cli.common import emit_json, state, stdout, step_progress
 from closewise.errors import InvalidInput
 from closewise.services.database import init_database, open_database
 
@@ -36,14 +35,7 @@ def demo(
     init_database(settings)
     engine = open_database(settings)
     try:
-        with progress_bar() as bar:
-            tasks: dict[str, TaskID] = {}
-
-            def report(step: str, done: int, total: int) -> None:
-                if step not in tasks:
-                    tasks[step] = bar.add_task(step, total=total)
-                bar.update(tasks[step], completed=done, total=total)
-
+        with step_progress() as report:
             summary = build_demo(engine, seed=seed, opportunities=opportunities, today=anchor, progress=report)
     finally:
         engine.dispose()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import TaskID
 
-from closewise.cli.common import emit_json, engine_for, progress_bar, stderr, stdout
+from closewise.cli.common import emit_json, engine_for, stderr, stdout, step_progress
 from closewise.services.export import ExportResult, export_opportunities, parse_format
 
 app = typer.Typer(no_args_is_help=True)
@@ -23,14 +22,7 @@ def opportunities(
     """Export every opportunity, spreadsheet-safe (formula-like text made inert) and re-importable."""
     chosen = parse_format(fmt, out)
     engine = engine_for(ctx)
-    with progress_bar() as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def report(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=total or None)
-            bar.update(tasks[step], completed=done, total=total or None)
-
+    with step_progress() as report:
         result = export_opportunities(engine, out, fmt=chosen, progress=report)
     _show(result, as_json)
 

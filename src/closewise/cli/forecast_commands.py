@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from closewise.cli.common import emit_json, engine_for, progress_bar, stdout
+from closewise.cli.common import emit_json, engine_for, stdout, step_progress
 from closewise.cli.coverage_commands import parse_amount
 from closewise.domain.timeutil import parse_as_of
 from closewise.errors import InvalidInput
@@ -58,11 +58,10 @@ def backtest_command(
     """How right has the forecast been? Each period forecast on its first day, beside the baselines."""
     first, last = _day(start, "--start"), _day(end, "--end")
     engine = engine_for(ctx)
-    with progress_bar() as bar:
-        task = bar.add_task("backtest", total=None)
+    with step_progress() as progress:
 
         def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            progress("backtest", done, total)
 
         report = backtest_report(engine, period_type=period_type, start=first, end=last, on_period=advance)
     if as_json:

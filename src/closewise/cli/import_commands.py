@@ -7,10 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
-from rich.progress import TaskID
 from rich.table import Table
 
-from closewise.cli.common import emit_json, engine_for, progress_bar, stdout
+from closewise.cli.common import StepProgress, emit_json, engine_for, stdout, step_progress
 from closewise.ingest.report import ImportReport
 from closewise.services import imports
 
@@ -38,15 +37,8 @@ def _show(report: ImportReport, as_json: bool) -> None:
         stdout.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _with_progress(run: Callable[[Callable[[str, int, int], None]], ImportReport]) -> ImportReport:
-    with progress_bar() as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def report(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=total or None)
-            bar.update(tasks[step], completed=done, total=total or None)
-
+def _with_progress(run: Callable[[StepProgress], ImportReport]) -> ImportReport:
+    with step_progress() as report:
         return run(report)
 
 
