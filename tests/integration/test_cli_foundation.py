@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,22 @@ def test_duplicate_email_is_refused(database_url: str, capsys: Cap, monkeypatch:
     assert again.code == 1 and "already exists" in again.stderr
     users = run_cli(capsys, monkeypatch, "--db", database_url, "user", "list", "--json").json()
     assert [(u["email"], u["role"]) for u in users] == [("a@example.com", "rep")]
+
+
+def test_unknown_database_kind_is_one_line(capsys: Cap, monkeypatch: Mp) -> None:
+    result = run_cli(capsys, monkeypatch, "--db", "bogus://somewhere", "status")
+    assert result.code == 1
+    assert result.stderr.strip() == (
+        "error: unknown database kind 'bogus': give a SQLite file path or a postgresql:// URL"
+    )
+
+
+def test_unreadable_path_is_one_line(database_url: str, capsys: Cap, monkeypatch: Mp, tmp_path: Path) -> None:
+    run_cli(capsys, monkeypatch, "--db", database_url, "init")
+    (tmp_path / "deals.csv").write_text("id\n1\n", encoding="utf-8")
+    # A folder where the mapping file should be: the OS refuses to read it.
+    result = run_cli(capsys, monkeypatch, "--db", database_url, "import", "csv", str(tmp_path / "deals.csv"),
+                     "--mapping", str(tmp_path))
+    assert result.code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert str(tmp_path) in result.stderr

@@ -85,8 +85,18 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(str(exc), 1)
-    except sa.exc.OperationalError as exc:
+    except sa.exc.SQLAlchemyError as exc:
         if debug:
             raise
-        _fail(f"database: {str(exc.orig).strip().splitlines()[0]}", 1)
+        cause = getattr(exc, "orig", None) or exc
+        _fail(f"database: {str(cause).strip().splitlines()[0]}", 1)
+    except OSError as exc:
+        # A path the user named that cannot be read or written (a folder given as a file, no permission).
+        if debug:
+            raise
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}", 1)
+    except Exception as exc:  # the contract is one line, even for a bug nobody has found yet
+        if debug:
+            raise
+        _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for the traceback", 1)
     sys.exit(code if isinstance(code, int) else 0)

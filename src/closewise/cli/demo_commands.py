@@ -51,7 +51,8 @@ def demo(
         logins.add_row(login.email, login.role, login.password)
     stdout.print(logins)
     if not no_serve:
-        stdout.print("The web app arrives with the web issue; for now `closewise status` shows the org.")
+        stdout.print("Built. Serving the web app is not available in this version yet: explore the org with "
+                     "`closewise status`, `closewise forecast --period <quarter>` or `closewise hygiene`.")
 
 
 def register(app: typer.Typer) -> None:
