@@ -11,7 +11,19 @@ import bisect
 from dataclasses import dataclass, field
 from datetime import date
 
+import polars as pl
+
 from closewise.errors import InvalidInput
+
+
+def round_cents(amount: float) -> float:
+    """A money amount rounded to the cent, the one rule every stored amount follows (Python `round`)."""
+    return round(float(amount), 2)
+
+
+def round_cents_expr(expr: pl.Expr) -> pl.Expr:
+    """`round_cents` for a Polars column (nulls kept); gives exactly the scalar's result."""
+    return expr.cast(pl.Float64).map_elements(round_cents, return_dtype=pl.Float64, skip_nulls=True)
 
 
 @dataclass

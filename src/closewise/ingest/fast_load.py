@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.enums import ChangeField, OpportunityStatus
+from closewise.domain.money import round_cents
 from closewise.ingest.opportunities import CLOSED_CATEGORY, LoadContext, opening_changes
 from closewise.ingest.refs import AccountRef, StageTarget, UserRef
 from closewise.ingest.report import EntityCounts, ErrorSink, RowError
@@ -163,7 +164,7 @@ def _records(context: LoadContext, frame: pl.DataFrame, first_stage: str | None)
     defaults = {key: stages.default_category(key) for key in keys if key is not None}
     amounts = None
     if "amount" in frame.columns:
-        amounts = pl.Series("amount", [None if value is None else round(value, 2) for value in col("amount")],
+        amounts = pl.Series("amount", [None if value is None else round_cents(value) for value in col("amount")],
                             dtype=pl.Float64)
     records = frame.select(
         source=pl.lit(context.source),

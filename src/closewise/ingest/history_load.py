@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.enums import ChangeSource, OpportunityStatus
+from closewise.domain.money import round_cents_expr
 from closewise.ingest.history import derive_changes, missing_changes
 from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.report import EntityCounts, ErrorSink, RowError
@@ -127,7 +128,7 @@ def _load_chunk(
     covered = [*fields, "status"] if "stage" in fields and "status" not in fields else list(fields)
     chunk = chunk.sort(["opportunity_id", "changed_at"], maintain_order=True).with_columns(
         pl.col("stage").forward_fill().backward_fill().over("opportunity_id") if "stage" in covered else pl.lit(None),
-        pl.col("amount").round(2) if "amount" in covered else pl.lit(None),
+        round_cents_expr(pl.col("amount")) if "amount" in covered else pl.lit(None),
     ).select("opportunity_id", "changed_at", *covered)
     last = chunk.group_by("opportunity_id", maintain_order=True).agg(
         pl.col("changed_at").max().alias("changed_at"),

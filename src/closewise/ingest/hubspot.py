@@ -218,7 +218,7 @@ def _snapshots(records: list[dict[str, Any]], loaded: dict[str, int]) -> pl.Data
     data: dict[str, list[Any]] = {name: [] for name in HISTORY_SCHEMA}
     for record in records:
         external_id = str(record.get("external_id") or "")
-        if external_id not in loaded:
+        if loaded.get(external_id) != record["_line"]:
             continue
         for at, label in record["_history"]:
             data["_file"].append(record["_file"])

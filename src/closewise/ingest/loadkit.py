@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from closewise.db import ingest as queries
 from closewise.db import tables
+from closewise.domain.money import round_cents
 from closewise.domain.timeutil import as_utc, start_of_day
 from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.refs import AccountRef, UserRef
@@ -139,7 +140,7 @@ def amount(row: Row, name: str, *, minimum: float | None = None) -> float | None
         return None
     if minimum is not None and number < minimum:
         raise BadValue(name, value, f"{value} is below {minimum:g}")
-    return round(number, 2)
+    return round_cents(number)
 
 
 def number(row: Row, name: str) -> float | None:

@@ -24,6 +24,7 @@ from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.changes import encode
 from closewise.domain.enums import ChangeField, ChangeSource, ForecastCategory, OpportunityStatus
+from closewise.domain.money import round_cents
 from closewise.domain.timeutil import as_utc
 from closewise.ingest.refs import AccountDirectory, AccountRef, StageBook, UserDirectory, UserRef
 from closewise.ingest.report import EntityCounts, ErrorSink, RowError
@@ -105,7 +106,7 @@ def _prepare(
         if name in row:
             values[name] = row[name]
     if "amount" in values and values["amount"] is not None:
-        values["amount"] = round(float(values["amount"]), 2)
+        values["amount"] = round_cents(values["amount"])
     if "currency" in row:
         code = (row["currency"] or context.corporate_currency).strip().upper()
         if code not in context.currencies:

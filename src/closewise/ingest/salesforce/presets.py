@@ -100,8 +100,13 @@ def _value(row: SourceRow, *names: str) -> str:
     return ""
 
 
-def _deleted(row: SourceRow) -> bool:
-    return is_deleted(_value(row, "IsDeleted"))
+def _deleted(record: dict[str, Any], row: SourceRow) -> bool | RowError:
+    """Whether the row is marked deleted, or the RowError naming a bad IsDeleted."""
+    text = _value(row, "IsDeleted")
+    try:
+        return is_deleted(text)
+    except ValueError as exc:
+        return RowError(row_file(record), row.line, "IsDeleted", text, str(exc))
 
 
 def is_deleted(text: str) -> bool:
@@ -131,11 +136,14 @@ def opportunity_status(closed: str, won: str, stage: str | None) -> str | None:
 
 def stage_order(text: str) -> int | None:
     """StageSortOrder, when it is a plain number."""
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def opportunity_hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
-    if _deleted(row):
+    deleted = _deleted(record, row)
+    if isinstance(deleted, RowError):
+        return deleted
+    if deleted:
         return None
     closed, won = _value(row, "IsClosed"), _value(row, "IsWon")
     try:
@@ -157,7 +165,10 @@ def row_file(record: dict[str, Any]) -> str:
 
 
 def history_hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
-    return None if _deleted(row) else record
+    deleted = _deleted(record, row)
+    if isinstance(deleted, RowError):
+        return deleted
+    return None if deleted else record
 
 
 def user_hook(roles: dict[str, str]) -> Hook:
@@ -187,7 +198,10 @@ def user_hook(roles: dict[str, str]) -> Hook:
 
 
 def person_hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
-    if _deleted(row):
+    deleted = _deleted(record, row)
+    if isinstance(deleted, RowError):
+        return deleted
+    if deleted:
         return None
     record["name"] = _person_name(row)
     return record
@@ -197,7 +211,10 @@ def activity_hook(kind: str) -> Hook:
     """Tasks and Events: what they concern (WhatId/WhoId by id prefix), their type and time."""
 
     def hook(record: dict[str, Any], row: SourceRow) -> dict[str, Any] | RowError | None:
-        if _deleted(row):
+        deleted = _deleted(record, row)
+        if isinstance(deleted, RowError):
+            return deleted
+        if deleted:
             return None
         what, who = clean_id(_value(row, "WhatId")) or "", clean_id(_value(row, "WhoId")) or ""
         if what.startswith(OPPORTUNITY):
@@ -256,28 +273,33 @@ def opportunity_frame_hook(raw: pl.DataFrame, converted: pl.DataFrame) -> HookRe
     outcomes: list[dict[str, Any]] = []
     for deleted, closed, won, order, stage in keys.select(fields).unique().iter_rows():
         outcome: dict[str, Any] = {"deleted": deleted, "closed": closed, "won": won, "order": order, "stage": stage,
-                                   "keep": True, "status": None, "stage_order": None, "error": None}
+                                   "keep": True, "status": None, "stage_order": None, "error": None,
+                                   "error_column": None, "error_value": None}
         try:
-            if is_deleted(deleted.strip()):
-                outcome["keep"] = False
-                outcomes.append(outcome)
-                continue
-            outcome["stage_order"] = stage_order(order.strip())
-        except ValueError:
-            # The row hook raises on these (the per-row path decides what happens).
-            return HookResult(keep=pl.Series([True] * raw.height), unsure=True)
+            gone = is_deleted(deleted.strip())
+        except ValueError as exc:
+            outcome.update(error=str(exc), error_column="IsDeleted", error_value=deleted.strip())
+            outcomes.append(outcome)
+            continue
+        if gone:
+            outcome["keep"] = False
+            outcomes.append(outcome)
+            continue
+        outcome["stage_order"] = stage_order(order.strip())
         try:
             outcome["status"] = opportunity_status(closed.strip(), won.strip(), stage)
         except ValueError as exc:
-            outcome["error"] = str(exc)
+            outcome.update(error=str(exc), error_column="IsClosed", error_value=closed.strip())
         outcomes.append(outcome)
     schema = {"deleted": pl.String, "closed": pl.String, "won": pl.String, "order": pl.String, "stage": pl.String,
-              "keep": pl.Boolean, "status": pl.String, "stage_order": pl.Int64, "error": pl.String}
+              "keep": pl.Boolean, "status": pl.String, "stage_order": pl.Int64, "error": pl.String,
+              "error_column": pl.String, "error_value": pl.String}
     joined = keys.join(pl.DataFrame(outcomes, schema=schema), on=fields, how="left", nulls_equal=True) \
         .sort("row")
     errors = {
-        int(row): ("IsClosed", str(closed).strip(), str(reason))
-        for row, closed, reason in joined.filter(pl.col("error").is_not_null()).select("row", "closed", "error")
+        int(row): (str(column), str(value), str(reason))
+        for row, column, value, reason in joined.filter(pl.col("error").is_not_null())
+        .select("row", "error_column", "error_value", "error")
         .iter_rows()
     }
     probability = converted.get_column("probability") if "probability" in converted.columns else None

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from closewise.domain.periods import PeriodKind
+from closewise.ingest.canonical import clean_id
 from closewise.ingest.readers import BadRow, SourceRow, open_table
 from closewise.ingest.refs import UserRef
 from closewise.ingest.report import ErrorSink, RowError
@@ -40,20 +41,31 @@ def quota_rows(connection: Connection, path: Path, periods: Path | None, sink: E
                 sink.add(RowError(path.name, row.line, "", row.raw[:200], row.reason))
                 continue
             values = row.values
+            start_text, amount_text = values.get("StartDate", ""), values.get("QuotaAmount", "")
             try:
-                start = parse_when(values.get("StartDate", ""))
-                amount = parse_amount(values.get("QuotaAmount", ""))
+                start = parse_when(start_text)
             except ValueError as exc:
                 sink.counts.read += 1
-                sink.add(RowError(path.name, row.line, "StartDate/QuotaAmount", "", str(exc)))
+                sink.add(RowError(path.name, row.line, "StartDate", start_text, str(exc)))
                 continue
-            if start is None or amount is None:
+            try:
+                amount = parse_amount(amount_text)
+            except ValueError as exc:
                 sink.counts.read += 1
-                sink.add(RowError(path.name, row.line, "StartDate", "", "the quota has no start date or amount"))
+                sink.add(RowError(path.name, row.line, "QuotaAmount", amount_text, str(exc)))
+                continue
+            if start is None:
+                sink.counts.read += 1
+                sink.add(RowError(path.name, row.line, "StartDate", start_text, "the quota has no start date"))
+                continue
+            if amount is None:
+                sink.counts.read += 1
+                sink.add(RowError(path.name, row.line, "QuotaAmount", amount_text, "the quota has no amount"))
                 continue
             kind = kinds.get(values.get("PeriodId", ""), PeriodKind.QUARTER)
             rows.append({
-                "_file": path.name, "_line": row.line, "owner": UserRef(external_id=values.get("QuotaOwnerId")),
+                "_file": path.name, "_line": row.line,
+                "owner": UserRef(external_id=clean_id(values.get("QuotaOwnerId", ""))),
                 "period": calendar.period_containing(start.date(), kind).label, "amount": amount,
                 "currency": (values.get("CurrencyIsoCode") or "").strip().upper() or None,
             })
