@@ -17,6 +17,10 @@ from closewise.analytics import schema as s
 from closewise.analytics.currency import to_corporate
 from closewise.db import tables
 from closewise.db.engine import make_engine
+from closewise.domain.periods import Period
+from closewise.ml.explain import REASON_DTYPE
+from closewise.ml.forecaster import ForecastFrames, PeriodForecaster, PeriodInputs
+from closewise.services.forecast import forecast_report
 from closewise.services.org_data import OrgData, load_org
 from tests.cli_runner import Result, run_cli
 from tests.integration._forecast_demo import demo_database
@@ -119,6 +123,40 @@ def test_readable_output(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     result = _cli(capsys, monkeypatch, demo_url, "--period", "2026-Q4", "--as-of", AS_OF)
     assert result.code == 0, result.stderr
     assert "P50" in result.stdout and "commit" in result.stdout and "By owner" in result.stdout
+    # The top reason is the scorer's text, never the raw {feature, contribution, text} dict.
+    assert "{'feature'" not in result.stdout and "'contribution'" not in result.stdout
+    report = _cli(capsys, monkeypatch, demo_url, "--period", "2026-Q4", "--as-of", AS_OF, "--json").json()
+    top = [d["reasons"][0]["text"] for d in report["deals"][:15] if d["reasons"]]
+    assert top
+    # Rich may wrap or elide a long reason in a narrow column: look for its opening word in the deals table.
+    table = result.stdout.split("top reason", 1)[1]
+    assert any(text.split()[0] in table for text in top)
+
+
+class _Recording(PeriodForecaster):
+    """Keeps the frames the service hands the forecaster (and so the deal scorer)."""
+
+    def __init__(self) -> None:
+        super().__init__(n_sims=200, calibration_periods=2)
+        self.seen: list[ForecastFrames] = []
+
+    def prepare(self, frames: ForecastFrames, period: Period, as_of: datetime) -> PeriodInputs:
+        self.seen.append(frames)
+        return super().prepare(frames, period, as_of)
+
+
+def test_the_service_scorer_sees_activities(demo_url: str) -> None:
+    engine = make_engine(demo_url)
+    try:
+        recording = _Recording()
+        forecast_report(engine, period="2026-Q4", as_of=datetime(2026, 11, 21), forecaster=recording)
+    finally:
+        engine.dispose()
+    assert recording.seen
+    frames = recording.seen[-1]
+    assert frames.activities.height > 0
+    calls = frames.activities.filter(pl.col("type") == "call", pl.col("opportunity_id").is_not_null())
+    assert calls.height > 0
 
 
 @pytest.mark.parametrize(
@@ -136,3 +174,10 @@ def test_bad_input_is_one_line(
     assert result.code != 0
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_an_ended_period_has_typed_reasons(org: OrgData) -> None:
+    period = org.calendar.parse("2026-Q2")
+    inputs = PeriodForecaster().prepare(org, period, datetime(2026, 11, 21))
+    assert inputs.ended and inputs.deals.height == 0
+    assert inputs.deals.schema["reasons"] == REASON_DTYPE

@@ -105,7 +105,7 @@ def _print_forecast(report: dict[str, Any]) -> None:
         deals.add_column(header, justify="left" if header in {"deal", "stage", "top reason"} else "right")
     for deal in report["deals"][:15]:
         reason = deal["reasons"][0] if deal["reasons"] else None
-        text = reason.get("detail", str(reason)) if isinstance(reason, dict) else str(reason or "—")
+        text = str(reason["text"]) if isinstance(reason, dict) else str(reason or "—")
         deals.add_row(str(deal["name"] or deal["id"]), str(deal["stage"]), _money(deal["amount"]),
                       _pct(deal["p_win"]), _pct(deal["p_close_in_period"]), _money(deal["expected_amount"]), text)
     stdout.print(deals)

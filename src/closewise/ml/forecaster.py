@@ -35,6 +35,7 @@ from closewise.analytics.currency import to_corporate
 from closewise.analytics.snapshots import snapshot
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import FiscalCalendar, Period
+from closewise.ml.explain import REASON_DTYPE
 from closewise.ml.newbusiness import NewBusinessEstimate, NewBusinessModel
 from closewise.ml.simulation import Calibration, FloatArray, Outcome, calibrate, simulate
 from closewise.ml.stage_scorer import SCORE_COLUMNS, OrgFrames, StageRateScorer, midnight, naive_utc
@@ -156,7 +157,7 @@ class PeriodForecaster:
                                          **dict.fromkeys(("amount", "p_win", "p_close_in_period", "expected_amount",
                                                           "amount_if_won"),
                                                          pl.Float64()),
-                                         "reasons": pl.List(pl.String())})
+                                         "reasons": REASON_DTYPE})
             return PeriodInputs(period, at, closed, deals, NewBusinessEstimate(0.0, 0.0, 0), name, won)
         scorer.fit(frames, as_of=at)
         scores = scorer.score(frames, as_of=at, period_start=period.start, period_end=period.end)

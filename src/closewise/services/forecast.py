@@ -33,7 +33,7 @@ def forecast_report(
 ) -> dict[str, Any]:
     """The forecast of `period` as known at `as_of` (default: now), against `target` (default: the org's quota
     for the period, counted once at the top of the hierarchy; null when none is stored)."""
-    org = load_org(engine, activities=False)
+    org = load_org(engine)
     span = org.calendar.parse(period)
     at = as_utc(as_of or utcnow())
     target_source: str | None = "given" if target is not None else None
@@ -87,7 +87,7 @@ def backtest_report(
         kind = PeriodKind(period_type)
     except ValueError as exc:
         raise InvalidInput(f"{period_type!r} is not month or quarter", where="--period-type") from exc
-    org = load_org(engine, activities=False)
+    org = load_org(engine)
     result = run_backtest(org, kind=kind, start=start, end=end, known_at=as_utc(now or utcnow()),
                           forecaster=forecaster, on_period=on_period)
     card = model_card(org, result, created_at=datetime.now(UTC))
