@@ -34,3 +34,18 @@ def test_missing_rate_is_named() -> None:
     deals = pl.DataFrame({"amount": [1.0], "currency": ["JPY"], "close_date": [date(2024, 1, 1)]})
     with pytest.raises(InvalidInput, match="JPY"):
         to_corporate(deals, RATES, corporate="USD")
+
+
+def test_callers_underscore_columns_survive() -> None:
+    deals = pl.DataFrame({"amount": [100.0, 10.0], "currency": ["EUR", "USD"],
+                          "close_date": [date(2024, 3, 1), date(2024, 3, 1)], "_x": [1, 2]})
+    result = to_corporate(deals, RATES, corporate="USD")
+    assert result.columns == ["amount", "currency", "close_date", "_x", "amount_corporate"]
+    assert result["_x"].to_list() == [1, 2]
+    assert result["amount_corporate"].to_list() == pytest.approx([125.0, 10.0])
+
+
+def test_missing_on_column_is_named() -> None:
+    deals = pl.DataFrame({"amount": [1.0], "currency": ["EUR"]})
+    with pytest.raises(InvalidInput, match="close_date"):
+        to_corporate(deals, RATES, corporate="USD")

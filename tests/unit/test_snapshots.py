@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closewise.analytics import schema as s
+from closewise.analytics.history import deal_outcomes
 from closewise.analytics.snapshots import build_timeline, is_closed, snapshot, snapshots
 from closewise.domain.changes import TRACKED_FIELDS, Value, decode, encode
 from closewise.domain.enums import ChangeField, ForecastCategory, OpportunityStatus
@@ -59,9 +60,20 @@ def _row(opp: Opp, values: dict[str, Value]) -> dict[str, Any]:
     }
 
 
+def _row_at(opp: Opp, until: datetime) -> dict[str, Any]:
+    """The record at `until`. DESIGN: a deal closed without a status change was open until its closing."""
+    row = _row(opp, opp.state(until))
+    closing = max(opp.closed_at or opp.created_at, opp.created_at)
+    logged = [when for when, name, _ in opp.changes if name == "status"]
+    if not any(when <= until for when in logged) and row["status"] not in (None, "open") and closing > until:
+        # Closed since creation when a later change says so; else still open at `until`.
+        row |= {s.CLOSED_AT: None} if logged else {"status": "open", s.CLOSED_AT: None}
+    return row
+
+
 def _frames(opps: list[Opp], until: datetime = ALWAYS) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Opportunities (state at `until`) and the log of changes at or before `until`, in log order."""
-    rows = [_row(opp, opp.state(until)) for opp in opps]
+    rows = [_row_at(opp, until) for opp in opps]
     log: list[tuple[datetime, int, int, dict[str, Any]]] = []
     for opp in opps:
         previous = dict(opp.initial)
@@ -104,6 +116,10 @@ def _rule_state(opportunities: pl.DataFrame, changes: pl.DataFrame, as_of: datet
                 state[name] = decode(ChangeField(name), before[-1][s.NEW_VALUE])
             elif of_field:
                 state[name] = decode(ChangeField(name), of_field[0][1][s.OLD_VALUE])
+            elif name == "status" and opp[name] not in (None, "open"):
+                # DESIGN: closed without history means open from creation, closed at its close date.
+                closing = opp[s.CLOSED_AT] or opp[s.CREATED_AT]
+                state[name] = opp[name] if max(closing, opp[s.CREATED_AT]) <= as_of else "open"
             else:
                 state[name] = opp[name]
         states[opp[s.ID]] = state
@@ -283,12 +299,25 @@ def test_closed_at_is_when_the_current_closed_run_began() -> None:
     assert _state_at([opp], datetime(2024, 2, 25))[s.CLOSED_AT] is None
 
 
-def test_closed_without_history_is_closed_from_creation_but_its_date_only_shows_once_reached() -> None:
+def test_closed_without_history_is_open_until_its_closing() -> None:
+    # DESIGN: imported without history, a deal is open from its creation and closed at its close date.
     won = datetime(2024, 2, 1)
     opp = _one({"status": "won"}, closed_at=won)
-    assert _state_at([opp], datetime(2024, 1, 15))[s.STATUS] == "won"
-    assert _state_at([opp], datetime(2024, 1, 15))[s.CLOSED_AT] is None
-    assert _state_at([opp], datetime(2024, 2, 15))[s.CLOSED_AT] == won
+    before = _state_at([opp], datetime(2024, 1, 15))
+    assert before[s.STATUS] == "open" and before[s.CLOSED_AT] is None
+    assert _state_at([opp], won)[s.STATUS] == "won"
+    after = _state_at([opp], datetime(2024, 2, 15))
+    assert after[s.STATUS] == "won" and after[s.CLOSED_AT] == won
+
+
+def test_closed_without_history_agrees_with_deal_outcomes() -> None:
+    won = datetime(2024, 2, 1)
+    opportunities, changes = _frames([_one({"status": "won"}, closed_at=won)])
+    timeline = build_timeline(opportunities, changes)
+    for as_of in (datetime(2024, 1, 15), won, datetime(2024, 2, 15)):
+        row = snapshot(timeline, as_of).row(0, named=True)
+        outcome = deal_outcomes(opportunities, changes, as_of=as_of).row(0, named=True)
+        assert (row[s.STATUS], row[s.CLOSED_AT]) == (outcome[s.STATUS], outcome[s.CLOSED_AT])
 
 
 def test_aware_as_of_is_read_in_utc() -> None:

@@ -15,6 +15,9 @@ import polars as pl
 
 from closewise.errors import InvalidInput
 
+# Prefix of the temporary columns made here (and dropped again); callers' own columns never use it.
+_TEMP = "__cw_"
+
 RATES_SCHEMA = {"currency": pl.String(), "rate": pl.Float64(), "start_date": pl.Date()}
 
 
@@ -23,6 +26,8 @@ def to_corporate(
     currency: str = "currency", on: str = "close_date", into: str = "amount_corporate",
 ) -> pl.DataFrame:
     """`frame` with a column `into`: `amount` converted from `currency` at the rate on date `on`."""
+    if on not in frame.columns:
+        raise InvalidInput(f"column {on!r} (the date to convert at) is missing", where="frame to convert")
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(into))
     codes = set(frame.get_column(currency).drop_nulls().unique().to_list()) - {corporate}
@@ -33,22 +38,22 @@ def to_corporate(
     if not codes:
         return frame.with_columns(pl.col(amount).cast(pl.Float64).alias(into))
     static = rates.filter(pl.col("start_date").is_null()).group_by("currency").agg(pl.col("rate").last()
-                                                                                   .alias("_static"))
+                                                                                   .alias("__cw_static"))
     dated = rates.filter(pl.col("start_date").is_not_null()).select(
-        pl.col("currency").alias("_cur"), pl.col("start_date").alias("_on"), pl.col("rate").alias("_dated")
-    ).sort("_on")
-    day = pl.col(on).cast(pl.Date).fill_null(date(1970, 1, 1)) if on in frame.columns else pl.lit(date(1970, 1, 1))
-    keyed = frame.with_row_index("_row").with_columns(day.alias("_on"), pl.col(currency).alias("_cur"))
-    converted = keyed.sort("_on").join_asof(
-        dated, on="_on", by="_cur", strategy="backward", check_sortedness=False) if dated.height \
-        else keyed.with_columns(pl.lit(None, dtype=pl.Float64).alias("_dated"))
-    converted = converted.join(static, left_on="_cur", right_on="currency", how="left")
-    rate = (pl.when(pl.col("_cur") == corporate).then(pl.lit(1.0))
-            .otherwise(pl.coalesce("_dated", "_static", pl.lit(None, dtype=pl.Float64))))
+        pl.col("currency").alias("__cw_cur"), pl.col("start_date").alias("__cw_on"), pl.col("rate").alias("__cw_dated")
+    ).sort("__cw_on")
+    day = pl.col(on).cast(pl.Date).fill_null(date(1970, 1, 1))
+    keyed = frame.with_row_index("__cw_row").with_columns(day.alias("__cw_on"), pl.col(currency).alias("__cw_cur"))
+    converted = keyed.sort("__cw_on").join_asof(
+        dated, on="__cw_on", by="__cw_cur", strategy="backward", check_sortedness=False) if dated.height \
+        else keyed.with_columns(pl.lit(None, dtype=pl.Float64).alias("__cw_dated"))
+    converted = converted.join(static, left_on="__cw_cur", right_on="currency", how="left")
+    rate = (pl.when(pl.col("__cw_cur") == corporate).then(pl.lit(1.0))
+            .otherwise(pl.coalesce("__cw_dated", "__cw_static", pl.lit(None, dtype=pl.Float64))))
     # A currency with only dated rates uses its first one before it starts.
-    first = dated.group_by("_cur").agg(pl.col("_dated").first().alias("_first")) if dated.height else None
+    first = dated.group_by("__cw_cur").agg(pl.col("__cw_dated").first().alias("__cw_first")) if dated.height else None
     if first is not None:
-        converted = converted.join(first, on="_cur", how="left")
-        rate = pl.coalesce(rate, pl.col("_first"))
+        converted = converted.join(first, on="__cw_cur", how="left")
+        rate = pl.coalesce(rate, pl.col("__cw_first"))
     return (converted.with_columns((pl.col(amount).cast(pl.Float64) / rate).alias(into))
-            .sort("_row").drop([c for c in converted.columns if c.startswith("_")]))
+            .sort("__cw_row").drop([c for c in converted.columns if c.startswith(_TEMP)]))

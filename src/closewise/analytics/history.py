@@ -12,7 +12,7 @@ analytics read are rebuilt (stage, status, owner, amount), which is much cheaper
 - a change made after `as_of` is ignored, one made exactly at `as_of` is included;
 - a deal is closed at `as_of` only if its status then was won, lost or no decision. A deal closed without a
   logged status change is taken as closed at its record's `closed_at` (its `created_at` when that is empty),
-  so before then it is open;
+  so before then it is open: the log is read with that implied change added (`analytics.implied`);
 - `closed_at` is when the deal's current closed run began (a reopened and re-closed deal counts from the
   second closing).
 
@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from closewise.analytics import schema as s
+from closewise.analytics.implied import with_implied_status_changes
 from closewise.domain.enums import ChangeField, OpportunityStatus
 from closewise.domain.timeutil import as_utc
 from closewise.errors import InvalidInput
@@ -200,6 +201,7 @@ def deal_outcomes(opportunities: pl.DataFrame, changes: pl.DataFrame, *, as_of: 
     s.validate_changes(changes)
     at = naive_utc(as_of)
     opps = opportunities.filter(pl.col(s.CREATED_AT) <= at)
+    changes = with_implied_status_changes(opps, changes)
     return _outcomes(opps, changes, _history_log(opps, changes, _OUTCOME_FIELDS), _OUTCOME_FIELDS, at)
 
 
@@ -212,6 +214,7 @@ def outcomes_and_visits(
     check_stages(stages)
     at = naive_utc(as_of)
     opps = opportunities.filter(pl.col(s.CREATED_AT) <= at)
+    changes = with_implied_status_changes(opps, changes)
     fields = (*_OUTCOME_FIELDS, ChangeField.STAGE)
     log = _history_log(opps, changes, fields)
     deals = _outcomes(opps, changes, log, fields, at)
@@ -234,22 +237,16 @@ def _outcomes(
         .group_by(_ROW)
         .agg(pl.col(_T).min().alias("_run_start"))
     )
-    record_closed = pl.coalesce(s.CLOSED_AT, s.CREATED_AT)
     status = (
         pl.when(pl.col("_known"))
         .then(pl.col("_last_new"))
         .when(pl.col("_logged"))
         .then(pl.col("_first_old"))
-        # No logged status change: closed only from the record's closing on.
-        .when(pl.col(s.STATUS).is_in(CLOSED_STATUSES) & (record_closed > at))
-        .then(pl.lit(OPEN))
         .otherwise(pl.col(s.STATUS))
         .fill_null(OPEN)
     )
     closed = pl.col(s.STATUS).is_in(CLOSED_STATUSES)
-    closed_at = pl.when(closed).then(
-        pl.coalesce("_run_start", pl.when(record_closed <= at).then(record_closed), pl.col(s.CREATED_AT))
-    )
+    closed_at = pl.when(closed).then(pl.coalesce("_run_start", pl.col(s.CREATED_AT)))
     extra = [name for name in opps.columns if name not in s.OPPORTUNITY_SCHEMA]
     owner = _value_at(opps, changes, _field_rows(log, fields, ChangeField.OWNER), ChangeField.OWNER, at)
     amount = _value_at(opps, changes, _field_rows(log, fields, ChangeField.AMOUNT), ChangeField.AMOUNT, at)

@@ -142,9 +142,8 @@ def _valued(
 ) -> pl.DataFrame:
     """Steps 1 and 2: the snapshot's rows in the pipeline, with `value`."""
     deals = snapshot(timeline, as_of).filter(in_pipeline(period))
-    # to_corporate drops columns named with a leading underscore, so this one has none.
-    return to_corporate(deals.with_columns(pl.col(s.AMOUNT).fill_null(0.0).alias("amount_or_zero")), rates,
-                        corporate=corporate, amount="amount_or_zero", into=VALUE).drop("amount_or_zero")
+    return to_corporate(deals.with_columns(pl.col(s.AMOUNT).fill_null(0.0).alias("_amount")), rates,
+                        corporate=corporate, amount="_amount", into=VALUE).drop("_amount")
 
 
 class _ValuedMemo:

@@ -5,7 +5,8 @@ forecast category, owner, probability and next step that held at a time `t`, fol
 `closewise.domain.changes` to the letter: an opportunity exists from its `created_at`; a field's value at
 `t` is the `new_value` of its last change at or before `t`; before its first change it is that change's
 `old_value`; a field that never changed has its current value throughout. Changes stamped before
-`created_at` are taken as made at `created_at`.
+`created_at` are taken as made at `created_at`. A closed opportunity without a logged status change is
+open until its record's `closed_at` (`analytics.implied`).
 
 How (`build_timeline`), once per data set, vectorised over all opportunities at once (numpy arrays, no
 join and a single one-key sort):
@@ -48,6 +49,7 @@ import numpy as np
 import polars as pl
 
 from closewise.analytics import schema as s
+from closewise.analytics.implied import with_implied_status_changes
 from closewise.domain.changes import TRACKED_FIELDS
 from closewise.domain.enums import ChangeField, OpportunityStatus
 from closewise.domain.timeutil import as_utc
@@ -75,6 +77,7 @@ def build_timeline(
     """
     s.validate_opportunities(opportunities)
     s.validate_changes(changes)
+    changes = with_implied_status_changes(opportunities, changes)
     wanted = _wanted(fields)
     opps = opportunities.sort(s.ID)
     if opps.height and opps[s.ID].n_unique() != opps.height:

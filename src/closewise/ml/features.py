@@ -129,7 +129,7 @@ def features_at(frames: OrgFrames, as_ofs: Sequence[datetime]) -> pl.DataFrame:
         )
         .with_columns((pl.col(s.CLOSE_DATE) - pl.col("_day")).dt.total_days().cast(pl.Float64).alias("days_to_close"))
     )
-    rows = to_corporate(rows, frames.rates, corporate=frames.corporate_currency, on="_day")
+    rows = to_corporate(rows, frames.rates, corporate=frames.corporate_currency, on="_day").drop("_day")
     rows = rows.with_columns(pl.col("amount_corporate").clip(lower_bound=0.0).log1p().alias("log_amount"))
     rows = _with_stage_history(rows, frames, dates)
     rows = _with_close_date_moves(rows, frames)
