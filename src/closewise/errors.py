@@ -34,3 +34,7 @@ class AuthError(CloseWiseError):
 
 class DatabaseError(CloseWiseError):
     """The database cannot be reached or is not initialised."""
+
+
+class Forbidden(AuthError):
+    """The caller is signed in and may see the record, but not do this to it."""

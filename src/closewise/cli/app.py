@@ -18,6 +18,7 @@ from closewise.cli import (
     hygiene_commands,
     import_commands,
     pipeline_commands,
+    serve_commands,
     stage_commands,
     user_commands,
 )
@@ -57,6 +58,7 @@ pipeline_commands.register(app)
 forecast_bias_commands.register(app)
 forecast_commands.register(app)
 demo_commands.register(app)
+serve_commands.register(app)
 app.add_typer(user_commands.app, name="user", help="List and manage users.")
 app.add_typer(import_commands.app, name="import", help="Import CRM exports: Salesforce, HubSpot, any CSV/XLSX.")
 

@@ -7,7 +7,7 @@ from datetime import date
 import typer
 from rich.table import Table
 
-from closewise.cli.common import emit_json, state, stdout, step_progress
+from closewise.cli.common import emit_json, state, stderr, stdout, step_progress
 from closewise.errors import InvalidInput
 from closewise.services.database import init_database, open_database
 
@@ -22,6 +22,8 @@ def demo(
         None, "--today", metavar="DATE", help="Date the org's history ends on (default: today)."
     ),
     no_serve: bool = typer.Option(False, "--no-serve", help="Build the org and stop; do not serve it."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to serve on."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Build a seeded synthetic B2B sales org into the database."""
@@ -37,6 +39,12 @@ def demo(
     try:
         with step_progress() as report:
             summary = build_demo(engine, seed=seed, opportunities=opportunities, today=anchor, progress=report)
+        if not no_serve:
+            # The deal list shows each deal's win probability: fit the models once before serving.
+            from closewise.services.scoring import refresh_deal_scores
+
+            stderr.print("[dim]scoring open deals with the deal models…[/dim]")
+            refresh_deal_scores(engine)
     finally:
         engine.dispose()
     if as_json:
@@ -51,8 +59,11 @@ def demo(
         logins.add_row(login.email, login.role, login.password)
     stdout.print(logins)
     if not no_serve:
-        stdout.print("Built. Serving the web app is not available in this version yet: explore the org with "
-                     "`closewise status`, `closewise forecast --period <quarter>` or `closewise hygiene`.")
+        from closewise.cli.serve_commands import serve_app
+
+        stdout.print(f"Closewise is running at [bold]http://{host}:{port}/[/bold] — sign in with a demo login "
+                     "above. Press Ctrl+C to stop.")
+        serve_app(settings, host=host, port=port)
 
 
 def register(app: typer.Typer) -> None:

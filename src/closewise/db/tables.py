@@ -387,3 +387,56 @@ hygiene_snoozes = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     Index("ix_hygiene_snoozes_opportunity_id", "opportunity_id", "code"),
 )
+
+# A signed-in browser session. Only a hash of the cookie's token is stored, so a copy of the database does not
+# let anyone sign in; `csrf_token` is the per-session secret every form and htmx request must echo.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    _pk(),
+    sa.Column("token_hash", String(64), nullable=False, unique=True),
+    _fk("user_id", "users.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("csrf_token", String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+)
+
+# An API bearer token (`POST /api/auth/token`), stored as a hash like sessions, with its own expiry.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _pk(),
+    sa.Column("token_hash", String(64), nullable=False, unique=True),
+    _fk("user_id", "users.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+)
+
+# The deal models' latest answer for each open deal (`services.scoring`): what the deal list, the deal page
+# and the API show without refitting a model per request. `as_of` is the moment the models were trained for.
+deal_scores = sa.Table(
+    "deal_scores",
+    metadata,
+    sa.Column("opportunity_id", Id, ForeignKey("opportunities.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("as_of", Timestamp, nullable=False),
+    sa.Column("period_start", Date, nullable=False),
+    sa.Column("period_end", Date, nullable=False),
+    sa.Column("p_win", Float, nullable=False),
+    sa.Column("p_close_in_period", Float, nullable=False),
+    sa.Column("expected_amount", Money),
+    sa.Column("model", String(64), nullable=False),
+    sa.Column("reasons", JSON),
+)
+
+# Every scoring run's answer, kept: a deal's win probability over time, each point from models fitted only on
+# what was known at that point's `as_of`.
+deal_score_history = sa.Table(
+    "deal_score_history",
+    metadata,
+    _pk(),
+    _fk("opportunity_id", "opportunities.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("as_of", Timestamp, nullable=False),
+    sa.Column("p_win", Float, nullable=False),
+    sa.Column("p_close_in_period", Float, nullable=False),
+    Index("ix_deal_score_history_opportunity_id", "opportunity_id", "as_of"),
+)

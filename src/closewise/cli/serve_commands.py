@@ -1,0 +1,54 @@
+"""`closewise serve` (the web app and REST API) and `closewise score` (store the deal models' scores)."""
+
+from __future__ import annotations
+
+import typer
+
+from closewise.cli.common import emit_json, engine_for, state, stderr, stdout
+from closewise.settings import Settings
+
+
+def serve_app(settings: Settings, *, host: str, port: int) -> None:
+    """Run the web app until interrupted (shared by `serve` and `demo`)."""
+    import uvicorn
+
+    from closewise.web.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+
+
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+) -> None:
+    """Serve the web app and the REST API (OpenAPI at /api/openapi.json)."""
+    settings = state(ctx).settings
+    engine_for(ctx)  # fail now, in one line, if the database is missing or not initialised
+    stdout.print(f"Closewise is running at [bold]http://{host}:{port}/[/bold] (API docs at /api/docs). "
+                 "Press Ctrl+C to stop.")
+    serve_app(settings, host=host, port=port)
+
+
+def score(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the run as JSON."),
+) -> None:
+    """Fit the deal models on the history so far and store a win probability for every open deal."""
+    from closewise.services.scoring import refresh_deal_scores
+
+    engine = engine_for(ctx)
+    run = refresh_deal_scores(engine, progress=lambda step: stderr.print(f"[dim]{step}…[/dim]"))
+    summary = {"as_of": run.as_of.isoformat(), "period_start": run.period_start.isoformat(),
+               "period_end": run.period_end.isoformat(), "deals": run.deals, "model": run.model}
+    if as_json:
+        emit_json(summary)
+        return
+    stdout.print(f"Scored {run.deals:,} open deals with {run.model} as of {run.as_of:%Y-%m-%d %H:%M} UTC "
+                 f"(period {run.period_start} to {run.period_end}).")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("score")(score)
