@@ -8,7 +8,7 @@ build its timeline) once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import polars as pl
@@ -18,6 +18,7 @@ from closewise.analytics.snapshots import build_timeline
 from closewise.db import frames, org_frames
 from closewise.db.org_settings import read_settings
 from closewise.domain.periods import FiscalCalendar
+from closewise.domain.scope import Scope
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,18 @@ def load_org(engine: Engine, *, activities: bool = True) -> OrgData:
                               name_by_end=settings["fiscal_year_name_by_end"] == "1")
     return OrgData(enriched, changes, activity, users, teams, stages, rates, settings["corporate_currency"],
                    calendar)
+
+
+def scoped(org: OrgData, scope: Scope) -> OrgData:
+    """The part of `org` a user may see: the deals of the owners in `scope` (by current owner), their change
+    log and activities, and those users. Every frame-based report a signed-in user asks for is computed on this
+    (models may still be trained on the whole org: training data is not shown to anyone)."""
+    if scope.everything:
+        return org
+    owners = sorted(scope.owner_ids or ())
+    deals = org.opportunities.filter(pl.col("owner_id").is_in(owners))
+    ids = deals["id"]
+    activities = org.activities.filter(
+        pl.col("opportunity_id").is_in(ids.implode()) | pl.col("owner_id").is_in(owners))
+    return replace(org, opportunities=deals, changes=org.changes.filter(pl.col("opportunity_id").is_in(ids.implode())),
+                   activities=activities, users=org.users.filter(pl.col("id").is_in(owners)))
