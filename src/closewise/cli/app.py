@@ -18,6 +18,7 @@ from closewise.cli import (
     hygiene_commands,
     import_commands,
     pipeline_commands,
+    playbook_commands,
     serve_commands,
     stage_commands,
     user_commands,
@@ -60,6 +61,8 @@ forecast_commands.register(app)
 demo_commands.register(app)
 serve_commands.register(app)
 app.add_typer(user_commands.app, name="user", help="List and manage users.")
+app.add_typer(playbook_commands.app, name="playbook", help="The playbook: stages, exit criteria, gates, "
+              "qualification and re-qualification.")
 app.add_typer(import_commands.app, name="import", help="Import CRM exports: Salesforce, HubSpot, any CSV/XLSX.")
 
 
