@@ -168,3 +168,31 @@ def test_a_viewer_who_sees_a_deal_still_cannot_change_it(web_org: WebOrg) -> Non
         set_criterion(web_org.engine, scope=viewer, deal_id=deal, key="meeting_booked", done=True)
     with pytest.raises(Forbidden):
         answer_question(web_org.engine, scope=viewer, deal_id=deal, framework="bant", question="budget", answer="yes")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_playbook_page_renders_for_every_role(web_org: WebOrg, role: str) -> None:
+    from tests.web.conftest import page_client
+
+    client = page_client(web_org, role)
+    response = client.get("/playbook")
+    assert response.status_code == 200
+    assert "Do the gates matter?" in response.text and "Re-qualification due" in response.text
+    editable = 'name="yaml_text"' in response.text
+    assert editable == (role in ("admin", "leader"))
+
+
+def test_saving_the_playbook_page_needs_csrf_and_the_right_role(web_org: WebOrg) -> None:
+    from tests.web.conftest import page_client
+
+    leader = page_client(web_org, "leader")
+    text = api_client(web_org, "leader").get("/api/playbook").text
+    assert leader.post("/playbook", data={"yaml_text": text}).status_code == 403  # no CSRF token
+    saved = leader.post("/playbook", data={"yaml_text": text, "csrf_token": leader.csrf})  # type: ignore[attr-defined]
+    assert saved.status_code == 200 and "Saved: 6 stages" in saved.text
+    broken = leader.post("/playbook", data={"yaml_text": text.replace("kind: checkbox", "kind: <script>", 1),
+                                            "csrf_token": leader.csrf})  # type: ignore[attr-defined]
+    assert broken.status_code == 422 and "unknown kind" in broken.text and "<script>" not in broken.text
+    manager = page_client(web_org, "manager")
+    refused = manager.post("/playbook", data={"yaml_text": text, "csrf_token": manager.csrf})  # type: ignore[attr-defined]
+    assert refused.status_code == 403

@@ -24,6 +24,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("/pipeline", "Pipeline", None),
     ("/hygiene", "Hygiene", None),
     ("/deals", "Deals", None),
+    ("/playbook", "Playbook", None),
     ("/team", "Team", frozenset({Role.ADMIN, Role.LEADER, Role.MANAGER, Role.VIEWER})),
     ("/imports", "Imports", frozenset({Role.ADMIN})),
     ("/settings", "Settings", frozenset({Role.ADMIN, Role.LEADER})),
