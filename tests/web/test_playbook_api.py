@@ -196,3 +196,26 @@ def test_saving_the_playbook_page_needs_csrf_and_the_right_role(web_org: WebOrg)
     manager = page_client(web_org, "manager")
     refused = manager.post("/playbook", data={"yaml_text": text, "csrf_token": manager.csrf})  # type: ignore[attr-defined]
     assert refused.status_code == 403
+
+
+def test_flags_list_open_deals_that_skipped_criteria_on_the_way(web_org: WebOrg) -> None:
+    from datetime import datetime
+
+    from closewise.db.playbook import load_checks
+    from closewise.playbook.gate_effect import advances
+    from closewise.services.org_data import load_org
+    from closewise.services.playbook import current_playbook
+
+    flagged = api_client(web_org, "leader").get("/api/playbook/flags").json()
+    # Independently: open deals with any advance judged unmet by the gate-analysis rule.
+    org = load_org(web_org.engine, activities=False)
+    with web_org.engine.connect() as connection:
+        checks = load_checks(connection)
+    open_ids = set(org.opportunities.filter(org.opportunities["status"] == "open")["id"].to_list())
+    judged = advances(org.changes, checks, current_playbook(web_org.engine), as_of=datetime(2100, 1, 1))
+    expected = {row["opportunity_id"] for row in judged.filter(~judged["met"]).iter_rows(named=True)} & open_ids
+    assert {row["id"] for row in flagged} == expected and expected
+    rep_ids = set(api_client(web_org, "rep").get("/api/me").json()["visible_user_ids"])
+    mine = {row["id"] for row in api_client(web_org, "rep").get("/api/playbook/flags").json()}
+    owners = dict(zip(org.opportunities["id"].to_list(), org.opportunities["owner_id"].to_list(), strict=True))
+    assert mine == {deal for deal in expected if owners[deal] in rep_ids}

@@ -106,6 +106,19 @@ async def import_yaml(request: Request, user: ApiUser, engine: EngineDep) -> Pla
     return PlainTextResponse(playbook.export_playbook(engine), media_type="application/yaml")
 
 
+class Flagged(BaseModel):
+    id: int
+    missing: list[str] = Field(description="Keys of the exit criteria missing when the deal left a stage.")
+
+
+@router.get("/playbook/flags", response_model=list[Flagged], responses=_ERRORS)
+def flags(user: ApiUser, engine: EngineDep,
+          as_of: date | None = Query(default=None, description="As known at the end of this day.")) -> list[Any]:
+    """Open deals the caller sees that reached their stage without the exit criteria of a stage they left
+    (imports included: such deals are flagged, never blocked)."""
+    return playbook.advanced_without_criteria(engine, scope=user.scope, as_of=parse_as_of(_day(as_of)))
+
+
 @router.get("/playbook/gates", response_model=GateEffectOut, responses=_ERRORS)
 def gates(user: ApiUser, engine: EngineDep,
           as_of: date | None = Query(default=None, description="As known at the end of this day.")) -> dict[str, Any]:

@@ -41,9 +41,10 @@ def _render(request: Request, engine: Any, user: Any, *, message: str | None = N
     effect = playbook.gate_analysis(engine, scope=user.scope)
     stages = effect.stages.to_dicts()
     due = playbook.requalification_due(engine, scope=user.scope)
+    flagged = playbook.advanced_without_criteria(engine, scope=user.scope)
     return page(request, "playbook.html", user, title="Playbook", status_code=status_code, stages=stages,
                 groups=effect.groups.to_dicts(), criteria=effect.criteria.to_dicts(), figure=_figure(stages),
-                due=due, overdue=sum(1 for row in due if row["status"] == "overdue"),
+                due=due, flagged=flagged, overdue=sum(1 for row in due if row["status"] == "overdue"),
                 definition=playbook.current_playbook(engine),
                 yaml_text=yaml_text if yaml_text is not None else playbook.export_playbook(engine),
                 message=message, error=error)
