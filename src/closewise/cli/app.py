@@ -9,6 +9,7 @@ import typer
 from typer.exceptions import TyperException
 
 from closewise.cli import (
+    call_commands,
     coverage_commands,
     database_commands,
     demo_commands,
@@ -63,6 +64,7 @@ serve_commands.register(app)
 app.add_typer(user_commands.app, name="user", help="List and manage users.")
 app.add_typer(playbook_commands.app, name="playbook", help="The playbook: stages, exit criteria, gates, "
               "qualification and re-qualification.")
+app.add_typer(call_commands.app, name="call", help="The forecast call: submit, adjust, roll up, accuracy.")
 app.add_typer(import_commands.app, name="import", help="Import CRM exports: Salesforce, HubSpot, any CSV/XLSX.")
 
 

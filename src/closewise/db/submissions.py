@@ -59,3 +59,20 @@ def _naive_utc(value: datetime) -> datetime:
 def _money(value: float | Decimal | None) -> float | None:
     # Money is declared asdecimal=False, but a driver may still hand back a Decimal.
     return None if value is None else float(value)
+
+
+def insert_call(connection: Connection, *, user_id: int, period: str, at: datetime, commit: float, best_case: float,
+                notes: str | None, kind: str = "submission", subject_id: int | None = None) -> int:
+    """Store one call (or, with kind `adjustment` and `subject_id`, a manager's adjustment); returns its id."""
+    result = connection.execute(tables.forecast_submissions.insert().values(
+        user_id=user_id, period=period, submitted_at=at, commit=commit, best_case=best_case, kind=kind,
+        subject_id=subject_id, notes=notes))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def call_notes(connection: Connection, *, period: str) -> dict[int, str | None]:
+    """The notes of each call of `period`, by submission id."""
+    f = tables.forecast_submissions
+    return {row.id: row.notes for row in connection.execute(sa.select(f.c.id, f.c.notes).where(f.c.period == period))}

@@ -11,6 +11,7 @@ Writes are authorised separately (`Scope.may`): seeing a deal does not mean bein
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -73,7 +74,7 @@ def allowed_actions(role: Role) -> frozenset[Action]:
     return _ALLOWED[role]
 
 
-def subtree(user_id: int, managers: dict[int, int | None]) -> frozenset[int]:
+def subtree(user_id: int, managers: Mapping[int, int | None]) -> frozenset[int]:
     """`user_id` and everyone who reports to them, directly or not, in a `user -> manager` map. A cycle in
     the map (bad imported data) cannot loop forever: each user is visited once."""
     reports: dict[int, list[int]] = {}

@@ -1,0 +1,1 @@
+"""The forecast call: submissions, roll-ups through the hierarchy, adjustments and the accuracy of every call."""
