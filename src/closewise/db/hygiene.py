@@ -18,9 +18,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from closewise.analytics import schema as s
-from closewise.db.tables import audit_log, hygiene_snoozes, opportunities, opportunity_changes, qualification_answers
+from closewise.db.scope import visible
+from closewise.db.tables import (
+    audit_log,
+    hygiene_snoozes,
+    opportunities,
+    opportunity_changes,
+    qualification_answers,
+    users,
+)
 from closewise.domain.changes import encode
 from closewise.domain.enums import ChangeField, ChangeSource
+from closewise.domain.scope import Scope
 from closewise.domain.timeutil import as_utc
 
 SWEEP: Final = "hygiene.sweep"
@@ -103,6 +112,42 @@ def deal_states(connection: Connection, ids: Sequence[int], *, lock: bool = Fals
         for row in connection.execute(query):
             found[row.id] = DealState(row.id, row.external_id, row.name, row.owner_id, row.status,
                                       row.forecast_category, row.closed_at)
+    return found
+
+
+def visible_deal_ids(connection: Connection, ids: Sequence[int], scope: Scope) -> set[int]:
+    """Those of `ids` that exist and whose owner `scope` sees (the one visibility rule, `db.scope.visible`)."""
+    o = opportunities
+    found: set[int] = set()
+    for chunk in _chunks(sorted(set(ids))):
+        found.update(connection.execute(visible(sa.select(o.c.id).where(o.c.id.in_(chunk)), o.c.owner_id, scope))
+                     .scalars())
+    return found
+
+
+def active_snoozes(connection: Connection, *, on: date, scope: Scope) -> list[dict[str, Any]]:
+    """The latest snooze of each (deal, finding) made so far that still hides it on `on`, on deals `scope` sees:
+    `opportunity_id`, `deal`, `code`, `until`, `reason`, `created_at`, `created_by_name`."""
+    h, o = hygiene_snoozes, opportunities
+    query = visible(
+        sa.select(h.c.id, h.c.opportunity_id, o.c.name.label("deal"), h.c.code, h.c.until, h.c.reason,
+                  h.c.created_at, users.c.name.label("created_by_name"))
+        .join(o, o.c.id == h.c.opportunity_id)
+        .outerjoin(users, users.c.id == h.c.created_by)
+        .order_by(h.c.created_at, h.c.id),
+        o.c.owner_id, scope)
+    latest: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in connection.execute(query):
+        latest[(row.opportunity_id, row.code)] = dict(row._mapping)
+    return sorted((row for row in latest.values() if row["until"] > on), key=lambda row: (row["until"], row["id"]))
+
+
+def user_names(connection: Connection, ids: Sequence[int]) -> dict[int, str]:
+    """The names of the given users (missing ids are left out)."""
+    found: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        found.update((row.id, row.name) for row in connection.execute(
+            sa.select(users.c.id, users.c.name).where(users.c.id.in_(chunk))))
     return found
 
 

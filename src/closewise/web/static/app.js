@@ -28,6 +28,14 @@
     var token = csrfToken();
     if (token) { event.detail.headers["X-CSRF-Token"] = token; }
   });
+  // Show the one-line error a partial carries (4xx) instead of dropping it; 401 goes to the sign-in form.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status >= 400 && status < 500 && status !== 401) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   document.addEventListener("htmx:afterSettle", function (event) { renderCharts(event.target); });
   document.addEventListener("DOMContentLoaded", function () { renderCharts(document); });
   window.addEventListener("load", function () { renderCharts(document); });
