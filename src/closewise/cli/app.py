@@ -18,6 +18,7 @@ from closewise.cli import (
     forecast_commands,
     hygiene_commands,
     import_commands,
+    leads_commands,
     pipeline_commands,
     playbook_commands,
     serve_commands,
@@ -56,6 +57,7 @@ export_commands.register(app)
 coverage_commands.register(app)
 stage_commands.register(app)
 hygiene_commands.register(app)
+leads_commands.register(app)
 pipeline_commands.register(app)
 forecast_bias_commands.register(app)
 forecast_commands.register(app)

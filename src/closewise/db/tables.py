@@ -440,3 +440,97 @@ deal_score_history = sa.Table(
     sa.Column("p_close_in_period", Float, nullable=False),
     Index("ix_deal_score_history_opportunity_id", "opportunity_id", "as_of"),
 )
+
+# What happened to a lead in the app (issue 10): routed (assigned), accepted, rejected, recycled to nurture,
+# returned from nurture. Events that the lead's own fields and activities show (created, first touch,
+# converted, imported decisions) are derived from them (`closewise.leads.events`), so they are not copied here.
+lead_events = sa.Table(
+    "lead_events",
+    metadata,
+    _pk(),
+    _fk("lead_id", "leads.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("kind", String(16), nullable=False),
+    sa.Column("occurred_at", Timestamp, nullable=False),
+    _fk("user_id", "users.id", ondelete="SET NULL"),  # who did it (None: a routing run from the CLI)
+    _fk("owner_id", "users.id", ondelete="SET NULL"),  # the lead's owner after the event
+    sa.Column("reason", String(32)),
+    sa.Column("re_engage_at", Date),
+    sa.Column("note", Text),
+    Index("ix_lead_events_lead_id", "lead_id", "occurred_at"),
+)
+
+# Lead routing rules, tried in `position` order on every new unassigned lead: the first rule whose countries
+# and sources match (empty: any) assigns it to one of its `members` (user ids) by its method: round_robin (in
+# turn, after `last_member_id`), territory (a round robin restricted to `countries`) or capacity (the member
+# with the fewest open leads). `max_open` caps any member's open leads under the rule.
+lead_routing_rules = sa.Table(
+    "lead_routing_rules",
+    metadata,
+    _pk(),
+    sa.Column("name", String(120), nullable=False, unique=True),
+    sa.Column("position", Integer, nullable=False),
+    sa.Column("method", String(16), nullable=False),
+    sa.Column("countries", JSON),
+    sa.Column("sources", JSON),
+    sa.Column("members", JSON, nullable=False),
+    sa.Column("max_open", Integer),
+    sa.Column("last_member_id", Id),
+    sa.Column("active", Boolean, nullable=False, default=True),
+)
+
+# Coaching (issue 9). A 1:1 coaching plan for a rep: the skills it develops (from the gap analysis: metric key,
+# label, target), the rep's figures on those metrics when it started (`baseline`), and its review date.
+coaching_plans = sa.Table(
+    "coaching_plans",
+    metadata,
+    _pk(),
+    _fk("rep_id", "users.id", nullable=False, ondelete="CASCADE"),
+    _fk("author_id", "users.id", ondelete="SET NULL"),
+    sa.Column("title", String(200), nullable=False),
+    sa.Column("skills", JSON, nullable=False),
+    sa.Column("baseline", JSON),
+    sa.Column("starts_on", Date, nullable=False),
+    sa.Column("review_on", Date),
+    sa.Column("status", String(16), nullable=False),  # active | closed
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("closed_at", Timestamp),
+    sa.Column("outcome", Text),
+    Index("ix_coaching_plans_rep_id", "rep_id"),
+)
+
+# What a rep agreed to do, with a due date and its follow-up: in a 1:1 plan (kind plan) or as the agreed next
+# step on a deal in an opportunity review (kind review, with the deal).
+coaching_commitments = sa.Table(
+    "coaching_commitments",
+    metadata,
+    _pk(),
+    _fk("plan_id", "coaching_plans.id", ondelete="CASCADE"),
+    _fk("rep_id", "users.id", nullable=False, ondelete="CASCADE"),
+    _fk("opportunity_id", "opportunities.id", ondelete="CASCADE"),
+    _fk("author_id", "users.id", ondelete="SET NULL"),
+    sa.Column("kind", String(16), nullable=False),
+    sa.Column("text", Text, nullable=False),
+    sa.Column("skill", String(64)),
+    sa.Column("due_on", Date),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("done_at", Timestamp),
+    sa.Column("follow_up", Text),
+    Index("ix_coaching_commitments_rep_id", "rep_id"),
+)
+
+# A checklist item from the gap analysis adopted into the playbook: the exit criterion it became, the evidence
+# it was adopted on, and when, so its effect can be tracked.
+coaching_adoptions = sa.Table(
+    "coaching_adoptions",
+    metadata,
+    _pk(),
+    sa.Column("item_key", String(64), nullable=False),
+    sa.Column("stage", String(64), nullable=False),
+    sa.Column("criterion_key", String(64), nullable=False),
+    sa.Column("label", String(255), nullable=False),
+    sa.Column("metric", String(64), nullable=False),
+    sa.Column("threshold", Float),
+    sa.Column("evidence", JSON),
+    sa.Column("adopted_at", Timestamp, nullable=False),
+    _fk("adopted_by", "users.id", ondelete="SET NULL"),
+)

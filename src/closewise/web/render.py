@@ -21,9 +21,11 @@ TEMPLATES = Path(__file__).parent / "templates"
 # (path, label, who sees the link): the pages of the app, in menu order.
 NAVIGATION: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("/forecast", "Forecast", None),
+    ("/call", "Call", frozenset({Role.ADMIN, Role.LEADER, Role.MANAGER, Role.REP})),
     ("/pipeline", "Pipeline", None),
     ("/hygiene", "Hygiene", None),
     ("/deals", "Deals", None),
+    ("/leads", "Leads", None),
     ("/playbook", "Playbook", None),
     ("/team", "Team", frozenset({Role.ADMIN, Role.LEADER, Role.MANAGER, Role.VIEWER})),
     ("/imports", "Imports", frozenset({Role.ADMIN})),
