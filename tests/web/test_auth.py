@@ -127,7 +127,6 @@ def test_a_wrong_password_on_the_form_says_so_without_signing_in(web_org: WebOrg
     assert SESSION_COOKIE not in client.cookies
 
 
-@pytest.mark.skip(reason="needs the /deals page (being built); remove this mark when it exists")
 def test_an_expired_session_sends_the_browser_back_to_sign_in(web_org: WebOrg) -> None:
     client = page_client(web_org, "leader")
     with web_org.engine.begin() as connection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from closewise.cli.common import emit_json, engine_for, state, stderr, stdout
+from closewise.cli.common import emit_json, engine_for, state, stdout
 from closewise.settings import Settings
 
 
@@ -33,18 +33,34 @@ def serve(
 
 def score(
     ctx: typer.Context,
+    backfill_weeks: int = typer.Option(
+        0, "--backfill-weeks", min=0, max=260, metavar="N",
+        help="Also refit the models as of each of the last N week starts (Monday 00:00 UTC) and keep those "
+             "scores in the deals' probability history, each from what was known that week."),
     as_json: bool = typer.Option(False, "--json", help="Print the run as JSON."),
 ) -> None:
     """Fit the deal models on the history so far and store a win probability for every open deal."""
-    from closewise.services.scoring import refresh_deal_scores
+    from closewise.cli.common import progress_bar
+    from closewise.services.scoring import score_deals
 
     engine = engine_for(ctx)
-    run = refresh_deal_scores(engine, progress=lambda step: stderr.print(f"[dim]{step}…[/dim]"))
+    with progress_bar() as bar:
+        task = bar.add_task("reading the org", total=100)
+
+        def report(message: str, fraction: float) -> None:
+            bar.update(task, description=message, completed=round(fraction * 100))
+
+        run = score_deals(engine, backfill_weeks=backfill_weeks, progress=report)
     summary = {"as_of": run.as_of.isoformat(), "period_start": run.period_start.isoformat(),
-               "period_end": run.period_end.isoformat(), "deals": run.deals, "model": run.model}
+               "period_end": run.period_end.isoformat(), "deals": run.deals, "model": run.model,
+               "history": [{"as_of": moment.isoformat(), "deals": deals} for moment, deals in run.history]}
     if as_json:
         emit_json(summary)
         return
+    if run.history:
+        points = sum(deals for _, deals in run.history)
+        stdout.print(f"Kept {points:,} weekly scores in the probability history "
+                     f"({run.history[0][0]:%Y-%m-%d} to {run.history[-1][0]:%Y-%m-%d}).")
     stdout.print(f"Scored {run.deals:,} open deals with {run.model} as of {run.as_of:%Y-%m-%d %H:%M} UTC "
                  f"(period {run.period_start} to {run.period_end}).")
 
