@@ -92,3 +92,22 @@ def test_skipping_a_stage_needs_its_criteria_too_and_moving_back_is_free(web_org
     assert skip.json()["skipped"] == ["solution"]
     back = client.patch(f"/api/opportunities/{deal}", json={"stage": "qualification"})
     assert back.status_code == 200 and back.json()["stage"] == "qualification"
+
+
+def test_the_deal_page_completes_criteria_in_place_then_the_move_goes_through(web_org: WebOrg) -> None:
+    from tests.web.conftest import page_client
+
+    client = page_client(web_org, "rep")
+    deal = _fresh_deal(web_org, "discovery", 4)
+    csrf = client.csrf  # type: ignore[attr-defined]
+    refused = client.post(f"/deals/{deal}", data={"stage": "solution", "csrf_token": csrf})
+    assert refused.status_code == 409 and "exit criteria not met" in refused.text
+    page = client.get(f"/deals/{deal}").text
+    assert f'action="/deals/{deal}/criteria"' in page
+    state = api_client(web_org, "rep").get(f"/api/opportunities/{deal}/playbook").json()
+    keys = [c["key"] for c in state["missing_to_advance"]]
+    saved = client.post(f"/deals/{deal}/criteria", data={"key": keys, "done": keys, "csrf_token": csrf})
+    assert saved.status_code == 200 and "Exit criteria saved." in saved.text
+    moved = client.post(f"/deals/{deal}", data={"stage": "solution", "csrf_token": csrf})
+    assert moved.status_code == 200 and "Saved." in moved.text
+    assert api_client(web_org, "rep").get(f"/api/opportunities/{deal}").json()["stage"] == "solution"

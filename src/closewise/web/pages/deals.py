@@ -22,7 +22,7 @@ from closewise.domain.enums import ChangeField, ForecastCategory, OpportunitySta
 from closewise.domain.scope import Action
 from closewise.domain.timeutil import utcnow
 from closewise.errors import Conflict, InvalidInput
-from closewise.services import deals, playbook_view
+from closewise.services import deals, playbook, playbook_view
 from closewise.services.auth import Principal
 from closewise.web.deps import EngineDep, PageUser, PageWriter
 from closewise.web.render import money, page
@@ -202,15 +202,39 @@ def _deal_context(engine: EngineDep, user: Principal, deal_id: int, *, message: 
     names = {stage["key"]: stage["name"] for stage in stages}
     current = next((stage for stage in stages if stage["key"] == deal["stage"]), None)
     reasons = sorted(deal["reasons"], key=lambda r: -abs(float(r["contribution"])))
+    gate = playbook.deal_playbook(engine, scope=user.scope, deal_id=deal_id)
     return {
+        "gate": gate,
         "title": deal["name"], "deal": deal, "stages": stages, "stage": current,
         "timeline": timeline(changes, names, deal), "activities": activities,
         "reasons": reasons, "history": history, "figure": probability_figure(history),
         "categories": CATEGORY_LABELS, "message": message, "submitted": submitted or {},
         "today": utcnow().date().isoformat(),
         "editable": user.scope.may(Action.EDIT_DEAL) and deal["status"] == OpportunityStatus.OPEN.value,
-        "done": sum(1 for c in deal["exit_criteria"] if c["done"]),
+        "done": sum(1 for c in gate["exit_criteria"] if c["done"]),
     }
+
+
+@router.post("/deals/{deal_id}/criteria", response_class=HTMLResponse)
+async def deal_criteria(deal_id: int, request: Request, user: PageWriter, engine: EngineDep) -> HTMLResponse:
+    """Tick exit criteria in place (the checkboxes of the criteria card): each ticked key is recorded as done,
+    each listed but unticked one as not done, then the deal is shown again."""
+    form = await request.form()
+    ticked = {str(value) for value in form.getlist("done")}
+    listed = [str(value) for value in form.getlist("key")]
+    message: tuple[str, str] = ("ok", "Exit criteria saved.")
+    status = 200
+    try:
+        current = {c["key"]: c["done"] for c in playbook.deal_playbook(engine, scope=user.scope,
+                                                                       deal_id=deal_id)["exit_criteria"]}
+        for key in listed:
+            if key in current and current[key] != (key in ticked):
+                playbook.set_criterion(engine, scope=user.scope, deal_id=deal_id, key=key, done=key in ticked)
+    except InvalidInput as exc:
+        message, status = ("error", str(exc)), 200 if _partial(request) else 422
+    context = _deal_context(engine, user, deal_id, message=message)
+    template = "partials/deal_body.html" if _partial(request) else "deal.html"
+    return page(request, template, user, status_code=status, **context)
 
 
 def timeline(changes: list[dict[str, Any]], stage_names: dict[str, str], deal: dict[str, Any]) -> list[
