@@ -180,6 +180,10 @@ opportunities = sa.Table(
     Index("ix_opportunities_owner_id", "owner_id"),
     Index("ix_opportunities_status", "status"),
     Index("ix_opportunities_account_id", "account_id"),
+    # The deal list filters and sorts by these (0006).
+    Index("ix_opportunities_close_date", "close_date"),
+    Index("ix_opportunities_status_close_date", "status", "close_date"),
+    Index("ix_opportunities_amount", "amount"),
 )
 
 opportunity_changes = sa.Table(
