@@ -7,7 +7,7 @@ from datetime import date
 import typer
 from rich.table import Table
 
-from closewise.cli.common import emit_json, state, stderr, stdout, step_progress
+from closewise.cli.common import emit_json, progress_bar, state, stdout, step_progress
 from closewise.errors import InvalidInput
 from closewise.services.database import init_database, open_database
 
@@ -40,11 +40,15 @@ def demo(
         with step_progress() as report:
             summary = build_demo(engine, seed=seed, opportunities=opportunities, today=anchor, progress=report)
         if not no_serve:
-            # The deal list shows each deal's win probability: fit the models once before serving.
-            from closewise.services.scoring import refresh_deal_scores
+            # The deal list shows each deal's win probability, the deal page its last weeks: fit the models as
+            # of each of the last 6 week starts (each on what was known then) and now, before serving.
+            from closewise.services.scoring import score_deals
 
-            stderr.print("[dim]scoring open deals with the deal models…[/dim]")
-            refresh_deal_scores(engine)
+            with progress_bar() as bar:
+                task = bar.add_task("scoring open deals (6 weeks back)", total=100)
+                score_deals(engine, backfill_weeks=6,
+                            progress=lambda message, share: bar.update(task, completed=int(share * 100),
+                                                                       description=message))
     finally:
         engine.dispose()
     if as_json:

@@ -89,7 +89,53 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
 
     _handlers(app)
     routes.include_all(app)
+    _document_errors(app)
     return app
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "description": "What is wrong, in one line."},
+        "where": {"anyOf": [{"type": "string"}, {"type": "null"}],
+                  "description": "The field, parameter or place at fault, when there is one."},
+        "errors": {"type": "array", "items": {"type": "object"},
+                   "description": "For a request that does not fit the schema: each problem found."},
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The OpenAPI document tells the truth about errors: every error body is `{"detail", "where"}` (FastAPI's
+    default 422 schema is replaced), and an operation with a body also answers 400 when the body cannot be
+    parsed at all."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(title=app.title, version=app.version, description=app.description,
+                               routes=app.routes)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["HTTPValidationError"] = _ERROR_SCHEMA
+        schemas["Error"] = _ERROR_SCHEMA
+        reference = {"$ref": "#/components/schemas/Error"}
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": "the body could not be parsed"})
+                for code, response in responses.items():
+                    if code.startswith(("4", "5")) and "content" not in response:
+                        response["content"] = {"application/json": {"schema": reference}}
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _plotly_file() -> Path:

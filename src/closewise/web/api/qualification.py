@@ -75,22 +75,22 @@ class Answer(BaseModel):
     evidence: str | None = Field(default=None, max_length=4000, description="What the answer rests on.")
 
 
-@router.get("/opportunities/{deal_id}/playbook", response_model=DealPlaybook, responses=_ERRORS)
-def deal_playbook(deal_id: DealId, user: ApiUser, engine: EngineDep) -> dict[str, Any]:
+@router.get("/opportunities/{opportunity_id}/playbook", response_model=DealPlaybook, responses=_ERRORS)
+def deal_playbook(opportunity_id: DealId, user: ApiUser, engine: EngineDep) -> dict[str, Any]:
     """The deal against the playbook: criteria of its stage, what is missing to advance, its scorecards."""
-    return playbook.deal_playbook(engine, scope=user.scope, deal_id=deal_id)
+    return playbook.deal_playbook(engine, scope=user.scope, deal_id=opportunity_id)
 
 
-@router.post("/opportunities/{deal_id}/criteria", response_model=DealPlaybook, responses=_WRITE_ERRORS)
-def check_criterion(deal_id: DealId, body: CriterionCheck, user: ApiUser, engine: EngineDep) -> dict[str, Any]:
+@router.post("/opportunities/{opportunity_id}/criteria", response_model=DealPlaybook, responses=_WRITE_ERRORS)
+def check_criterion(opportunity_id: DealId, body: CriterionCheck, user: ApiUser, engine: EngineDep) -> dict[str, Any]:
     """Record a check of one exit criterion (kept with who and when); answers the deal's playbook state."""
-    playbook.set_criterion(engine, scope=user.scope, deal_id=deal_id, key=body.key, done=body.done)
-    return playbook.deal_playbook(engine, scope=user.scope, deal_id=deal_id)
+    playbook.set_criterion(engine, scope=user.scope, deal_id=opportunity_id, key=body.key, done=body.done)
+    return playbook.deal_playbook(engine, scope=user.scope, deal_id=opportunity_id)
 
 
-@router.post("/opportunities/{deal_id}/answers", response_model=DealPlaybook, responses=_WRITE_ERRORS)
-def answer(deal_id: DealId, body: Answer, user: ApiUser, engine: EngineDep) -> dict[str, Any]:
+@router.post("/opportunities/{opportunity_id}/answers", response_model=DealPlaybook, responses=_WRITE_ERRORS)
+def answer(opportunity_id: DealId, body: Answer, user: ApiUser, engine: EngineDep) -> dict[str, Any]:
     """Answer one qualification question (dated, with who answered); answers the deal's playbook state."""
-    playbook.answer_question(engine, scope=user.scope, deal_id=deal_id, framework=body.framework,
+    playbook.answer_question(engine, scope=user.scope, deal_id=opportunity_id, framework=body.framework,
                              question=body.question, answer=body.answer, evidence=body.evidence)
-    return playbook.deal_playbook(engine, scope=user.scope, deal_id=deal_id)
+    return playbook.deal_playbook(engine, scope=user.scope, deal_id=opportunity_id)
