@@ -23,6 +23,7 @@ from closewise.cli import (
     playbook_commands,
     serve_commands,
     stage_commands,
+    team_commands,
     user_commands,
 )
 from closewise.cli.common import State, stderr
@@ -57,6 +58,7 @@ export_commands.register(app)
 coverage_commands.register(app)
 stage_commands.register(app)
 hygiene_commands.register(app)
+team_commands.register(app)
 leads_commands.register(app)
 pipeline_commands.register(app)
 forecast_bias_commands.register(app)

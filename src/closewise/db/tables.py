@@ -538,3 +538,32 @@ coaching_adoptions = sa.Table(
     sa.Column("adopted_at", Timestamp, nullable=False),
     _fk("adopted_by", "users.id", ondelete="SET NULL"),
 )
+
+# Proposals (issue 11). The org's own talking points against a competitor (or "*" for any), per buyer persona;
+# they replace the built-in point for the same competitor and persona (`proposals.differentiation`).
+talking_points = sa.Table(
+    "talking_points",
+    metadata,
+    _pk(),
+    sa.Column("competitor", String(120), nullable=False),
+    sa.Column("persona", String(40), nullable=False),
+    sa.Column("headline", String(255), nullable=False),
+    sa.Column("detail", Text, nullable=False),
+    sa.Column("proof", Text),
+    _fk("created_by", "users.id", ondelete="SET NULL"),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# Prospecting cadences of the org: steps over weeks ([{"week", "day", "kind", "label"}]) and how many accounts
+# each rep works through it at a time (the weekly activity goals follow from both).
+prospecting_cadences = sa.Table(
+    "prospecting_cadences",
+    metadata,
+    _pk(),
+    sa.Column("name", String(200), nullable=False, unique=True),
+    sa.Column("steps", JSON, nullable=False),
+    sa.Column("accounts_per_rep", Integer, nullable=False),
+    sa.Column("weeks", Integer, nullable=False),
+    _fk("created_by", "users.id", ondelete="SET NULL"),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

@@ -28,6 +28,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("/leads", "Leads", None),
     ("/playbook", "Playbook", None),
     ("/team", "Team", frozenset({Role.ADMIN, Role.LEADER, Role.MANAGER, Role.VIEWER})),
+    ("/coaching", "Coaching", None),
     ("/imports", "Imports", frozenset({Role.ADMIN})),
     ("/settings", "Settings", frozenset({Role.ADMIN, Role.LEADER})),
 )

@@ -30,7 +30,8 @@ def upgrade() -> None:
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['rep_id'], ['users.id'], name=op.f('fk_coaching_plans_rep_id_users'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_coaching_plans_author_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'],
+        name=op.f('fk_coaching_plans_author_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_coaching_plans'))
     )
     with op.batch_alter_table('coaching_plans', schema=None) as batch_op:
@@ -48,10 +49,14 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('done_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('follow_up', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['plan_id'], ['coaching_plans.id'], name=op.f('fk_coaching_commitments_plan_id_coaching_plans'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['rep_id'], ['users.id'], name=op.f('fk_coaching_commitments_rep_id_users'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['opportunity_id'], ['opportunities.id'], name=op.f('fk_coaching_commitments_opportunity_id_opportunities'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_coaching_commitments_author_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['plan_id'], ['coaching_plans.id'],
+        name=op.f('fk_coaching_commitments_plan_id_coaching_plans'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['rep_id'], ['users.id'],
+        name=op.f('fk_coaching_commitments_rep_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['opportunity_id'], ['opportunities.id'],
+        name=op.f('fk_coaching_commitments_opportunity_id_opportunities'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'],
+        name=op.f('fk_coaching_commitments_author_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_coaching_commitments'))
     )
     with op.batch_alter_table('coaching_commitments', schema=None) as batch_op:
@@ -67,7 +72,8 @@ def upgrade() -> None:
     sa.Column('evidence', sa.JSON(), nullable=True),
     sa.Column('adopted_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('adopted_by', _ID, nullable=True),
-    sa.ForeignKeyConstraint(['adopted_by'], ['users.id'], name=op.f('fk_coaching_adoptions_adopted_by_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['adopted_by'], ['users.id'],
+        name=op.f('fk_coaching_adoptions_adopted_by_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_coaching_adoptions'))
     )
 
