@@ -21,6 +21,7 @@ from closewise.cli import (
     leads_commands,
     pipeline_commands,
     playbook_commands,
+    proposal_commands,
     serve_commands,
     stage_commands,
     team_commands,
@@ -60,6 +61,7 @@ stage_commands.register(app)
 hygiene_commands.register(app)
 team_commands.register(app)
 leads_commands.register(app)
+proposal_commands.register(app)
 pipeline_commands.register(app)
 forecast_bias_commands.register(app)
 forecast_commands.register(app)

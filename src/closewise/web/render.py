@@ -27,6 +27,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("/deals", "Deals", None),
     ("/leads", "Leads", None),
     ("/playbook", "Playbook", None),
+    ("/proposals", "Proposals", None),
     ("/team", "Team", frozenset({Role.ADMIN, Role.LEADER, Role.MANAGER, Role.VIEWER})),
     ("/coaching", "Coaching", None),
     ("/imports", "Imports", frozenset({Role.ADMIN})),
