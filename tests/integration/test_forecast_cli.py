@@ -19,7 +19,7 @@ from closewise.db import tables
 from closewise.db.engine import make_engine
 from closewise.domain.periods import Period
 from closewise.ml.explain import REASON_DTYPE
-from closewise.ml.forecaster import ForecastFrames, PeriodForecaster, PeriodInputs
+from closewise.ml.forecaster import ForecastFrames, PeriodForecaster, PeriodInputs, restrict
 from closewise.services.forecast import forecast_report
 from closewise.services.org_data import OrgData, load_org
 from tests.cli_runner import Result, run_cli
@@ -82,16 +82,32 @@ def test_current_quarter_json(
     for deal in report["deals"]:
         assert 0.0 <= deal["p_close_in_period"] <= deal["p_win"] <= 1.0
         assert deal["name"] and deal["external_id"] and deal["reasons"]
-    # The owner breakdown adds up: closed won to the total, expected to closed won + the deals' expectations.
+    # The owner breakdown adds up: closed won to the total, expected to closed won + the deals' (calibrated)
+    # expectations, and the forecast's expected to that + new business.
     owners = report["by_owner"]
     assert sum(o["closed_won"] for o in owners) == pytest.approx(report["closed_won"], abs=0.01)
-    expected_deals = sum(d["expected_amount"] for d in report["deals"])
+    expected_deals = sum(d["expected"] for d in report["deals"])
     assert sum(o["expected"] for o in owners) == pytest.approx(report["closed_won"] + expected_deals, rel=1e-9)
+    assert report["expected"] == pytest.approx(
+        report["closed_won"] + expected_deals + report["new_business"]["mean"], rel=1e-9)
+    assert sum(t["expected"] for t in report["by_team"]) == pytest.approx(sum(o["expected"] for o in owners),
+                                                                         rel=1e-9)
     assert all(o["team"] for o in owners)
-    # The simulated mean is closed won + the deals' expectation (shifted by the calibrated period effect)
-    # + new business: within 30% of the unshifted sum.
-    unshifted = report["closed_won"] + expected_deals + report["new_business"]["mean"]
-    assert report["expected"] == pytest.approx(unshifted, rel=0.3)
+    # The calibrated period effect moves the deals' expectation, within 30% of the model's own.
+    model = sum(d["expected_amount"] for d in report["deals"])
+    assert expected_deals == pytest.approx(model, rel=0.3)
+    for deal in report["deals"]:
+        assert 0.0 <= deal["p_close_calibrated"] <= 1.0
+        assert deal["expected"] == pytest.approx(deal["p_close_calibrated"] * deal["amount"], rel=1e-9)
+
+    # Each owner and team has a range and, from its quota, the probability of reaching it.
+    with_target = 0
+    for row in (*owners, *report["by_team"]):
+        assert row["closed_won"] <= row["p10"] <= row["p50"] <= row["p90"]
+        if row["target"] is not None:
+            with_target += 1
+            assert 0.0 <= row["probability_of_target"] <= 1.0
+    assert with_target >= len(owners)  # every demo rep and team holds a quarterly quota
 
 
 def test_an_ended_quarter_is_exactly_its_closed_won(
@@ -140,9 +156,10 @@ class _Recording(PeriodForecaster):
         super().__init__(n_sims=200, calibration_periods=2)
         self.seen: list[ForecastFrames] = []
 
-    def prepare(self, frames: ForecastFrames, period: Period, as_of: datetime) -> PeriodInputs:
+    def prepare(self, frames: ForecastFrames, period: Period, as_of: datetime, *,
+                reasons: bool = True) -> PeriodInputs:
         self.seen.append(frames)
-        return super().prepare(frames, period, as_of)
+        return super().prepare(frames, period, as_of, reasons=reasons)
 
 
 def test_the_service_scorer_sees_activities(demo_url: str) -> None:
@@ -181,3 +198,21 @@ def test_an_ended_period_has_typed_reasons(org: OrgData) -> None:
     inputs = PeriodForecaster().prepare(org, period, datetime(2026, 11, 21))
     assert inputs.ended and inputs.deals.height == 0
     assert inputs.deals.schema["reasons"] == REASON_DTYPE
+
+
+def test_a_scoped_forecast_reuses_the_calibration(org: OrgData) -> None:
+    """`restrict`: everyone is the org's forecast; a team is its owners' deals and closed won, re-simulated
+    with the org's calibration (same shift and scale)."""
+    period = org.calendar.parse("2026-12")
+    forecast = PeriodForecaster(calibration_periods=4).forecast(org, period, datetime(2026, 11, 21, 23, 59),
+                                                                 target=1e6)
+    everyone = restrict(forecast, None, target=1e6, include_new_business=True)
+    assert [everyone.quantile(q) for q in (0.1, 0.5, 0.9)] == [forecast.quantile(q) for q in (0.1, 0.5, 0.9)]
+    team = forecast.by_team.row(0, named=True)["team_id"]
+    members = forecast.by_owner.filter(pl.col("team_id") == team)["owner_id"].to_list()
+    scoped = restrict(forecast, members, target=None, include_new_business=False)
+    assert scoped.calibration == forecast.calibration
+    deals = forecast.deals.filter(pl.col("owner_id").is_in(members))
+    assert scoped.expected == pytest.approx(scoped.inputs.closed_won + float(deals["expected"].sum()), rel=1e-9)
+    assert scoped.expected == pytest.approx(forecast.by_team.row(0, named=True)["expected"], rel=1e-9)
+    assert 0 < scoped.quantile(0.5) < forecast.quantile(0.5)

@@ -65,9 +65,13 @@ def _row_at(opp: Opp, until: datetime) -> dict[str, Any]:
     row = _row(opp, opp.state(until))
     closing = max(opp.closed_at or opp.created_at, opp.created_at)
     logged = [when for when, name, _ in opp.changes if name == "status"]
-    if not any(when <= until for when in logged) and row["status"] not in (None, "open") and closing > until:
-        # Closed since creation when a later change says so; else still open at `until`.
-        row |= {s.CLOSED_AT: None} if logged else {"status": "open", s.CLOSED_AT: None}
+    if not any(when <= until for when in logged) and row["status"] not in (None, "open"):
+        if logged:
+            # A later status change's old value says it was closed since creation (closed_at then tells
+            # nothing known at `until`: the implied change falls on the creation, as the full log has it).
+            row |= {s.CLOSED_AT: None}
+        elif closing > until:
+            row |= {"status": "open", s.CLOSED_AT: None}  # closed later: still open at `until`
     return row
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 import polars as pl
@@ -57,7 +57,7 @@ from closewise.analytics.pipeline import VALUE, open_deals
 from closewise.analytics.snapshots import snapshot
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import FiscalCalendar, Period
-from closewise.domain.timeutil import as_utc
+from closewise.domain.timeutil import midnight, naive_utc
 from closewise.errors import InvalidInput
 
 __all__ = ["CoverageReport", "CoverageSettings", "CoverageStatus", "SegmentCycle", "StageCoverage", "coverage"]
@@ -93,8 +93,8 @@ def coverage(
     settings = settings or CoverageSettings()
     if not math.isfinite(target) or target <= 0:
         raise InvalidInput(f"target must be a positive amount, got {target:g}", where="--target")
-    at = as_utc(as_of).replace(tzinfo=None)
-    start, end = _midnight(period.start), _midnight(period.end)
+    at = naive_utc(as_of)
+    start, end = midnight(period.start), midnight(period.end)
     if at >= end:
         raise InvalidInput(
             f"period {period.label} ended on {period.last_day}; coverage looks ahead, so --as-of "
@@ -149,7 +149,7 @@ def coverage(
     cycles = [
         _segment_cycle(c, period)
         for c in learn_won_cycles(
-            timeline, as_of=at, since=_midnight(periods[0].start), min_segment_wins=settings.min_segment_wins
+            timeline, as_of=at, since=midnight(periods[0].start), min_segment_wins=settings.min_segment_wins
         )
     ]
     org_cycle = next((c for c in cycles if c.segment == ALL_SEGMENTS), None)
@@ -244,7 +244,7 @@ def _periods_with_data(
     first = timeline[s.CREATED_AT].min() if timeline.height else None
     periods = past_periods(calendar, period, at, lookback)
     if isinstance(first, datetime):
-        periods = [p for p in periods if _midnight(p.end) > first]
+        periods = [p for p in periods if midnight(p.end) > first]
     if not periods:
         raise InvalidInput(
             f"not enough history to learn conversion: no complete {period.kind.value} with deals before {at.date()}"
@@ -266,6 +266,3 @@ def _segment_cycle(cycle: WonCycle, period: Period) -> SegmentCycle:
 def _total(frame: pl.DataFrame) -> float:
     return float(frame["_v"].sum()) if frame.height else 0.0
 
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final
 
 import polars as pl
@@ -49,6 +49,7 @@ from closewise.analytics.currency import to_corporate
 from closewise.analytics.snapshots import snapshot, snapshots_lazy
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import FiscalCalendar, Period, PeriodKind
+from closewise.domain.timeutil import midnight
 
 SEGMENT: Final = "segment"
 ALL_SEGMENTS: Final = "all"
@@ -96,7 +97,7 @@ def past_periods(calendar: FiscalCalendar, period: Period, as_of: datetime, look
     found: list[Period] = []
     while len(found) < lookback:
         current = calendar.previous(current)
-        if _midnight(current.end) <= as_of:
+        if midnight(current.end) <= as_of:
             found.append(current)
     return found[::-1]
 
@@ -136,7 +137,7 @@ def learn_stage_conversion(
     pipeline = to_corporate(pipeline, rates, corporate=corporate, into="pipeline").drop(s.AMOUNT, s.CURRENCY)
     ends = pl.DataFrame(
         {
-            s.AS_OF: [_midnight(p.end) for p in periods],
+            s.AS_OF: [midnight(p.end) for p in periods],
             "q": [p.label for p in periods],
             "q_start": [p.start for p in periods],
             "q_end": [p.end for p in periods],
@@ -225,7 +226,7 @@ def _comparable_moments(periods: Sequence[Period], remaining: timedelta, as_of: 
     rows: list[tuple[datetime, str, date, date, bool]] = []
     for period in periods:
         width = timedelta(days=max(1, round(period.days / 13)))
-        end = _midnight(period.end)
+        end = midnight(period.end)
         for offset in (-width, timedelta(0), width):
             moment = end - remaining + offset
             if moment < end and moment <= as_of:
@@ -243,6 +244,3 @@ def _narrow(timeline: pl.DataFrame, *extra: str) -> pl.DataFrame:
               *extra)
     return timeline.select(name for name in wanted if name in timeline.columns)
 
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min)

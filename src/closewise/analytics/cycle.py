@@ -30,6 +30,7 @@ import polars as pl
 from closewise.analytics import history as h
 from closewise.analytics import schema as s
 from closewise.analytics.currency import to_corporate
+from closewise.domain.timeutil import naive_utc
 
 CYCLE_GROUPS: Final = ("segment", s.OWNER_ID)
 DEFAULT_MIN_WON: Final = 30
@@ -139,7 +140,7 @@ def velocity(
     if deals is None:
         deals = h.deal_outcomes(opportunities, changes, as_of=as_of)
     keys = [] if by is None else [h.group_column(deals, by, (s.OWNER_ID, "segment", "team_id"))]
-    day = h.naive_utc(as_of).date()
+    day = naive_utc(as_of).date()
     open_deals = to_corporate(
         deals.filter(pl.col(s.STATUS) == h.OPEN).with_columns(pl.lit(day).alias("_on")),
         rates,

@@ -36,7 +36,7 @@ import polars as pl
 from closewise.analytics import schema as s
 from closewise.analytics.implied import with_implied_status_changes
 from closewise.domain.enums import ChangeField, OpportunityStatus
-from closewise.domain.timeutil import as_utc
+from closewise.domain.timeutil import naive_utc as naive_utc  # re-exported: older callers read h.naive_utc
 from closewise.errors import InvalidInput
 
 # Column names of the frames built here, beyond those of `analytics.schema`.
@@ -59,10 +59,6 @@ _T: Final = "_t"
 _SEQ: Final = "_seq"
 _DAY_US: Final = 86_400_000_000
 
-
-def naive_utc(value: datetime) -> datetime:
-    """`value` as a naive UTC datetime, the form timestamps take in the frames."""
-    return as_utc(value).replace(tzinfo=None)
 
 
 def days_between(start: str | pl.Expr, end: str | pl.Expr) -> pl.Expr:

@@ -63,7 +63,7 @@ from closewise.analytics.hygiene_baselines import (
     won_cycles,
 )
 from closewise.domain.enums import ChangeField, OpportunityStatus
-from closewise.domain.timeutil import as_utc
+from closewise.domain.timeutil import naive_utc
 from closewise.errors import InvalidInput
 
 
@@ -133,7 +133,7 @@ def findings(
     `ACTIVITY_SCHEMA` and `ANSWER_SCHEMA` (extra columns are ignored).
     """
     config = settings or HygieneSettings()
-    at = as_utc(as_of).replace(tzinfo=None)
+    at = naive_utc(as_of)
     history = runs(timeline, at)
     # One plan: the three reads of the runs share it and run in parallel.
     deals, won, stayed = pl.collect_all([
@@ -168,7 +168,7 @@ def learned_cycle_thresholds(
     """The won-deal cycle threshold per segment: `segment`, `won` (deals won by `as_of` behind it),
     `cycle_days`, `scope` ("segment" or "org"). Segments with too few wins get the org-wide figure; the row
     with segment `ALL_SEGMENTS` is the org-wide one. Empty when nothing was won by `as_of`."""
-    at = as_utc(as_of).replace(tzinfo=None)
+    at = naive_utc(as_of)
     config = settings or HygieneSettings()
     return cycle_table(won_cycles(runs(timeline, at), at).collect(), percentile=config.cycle_percentile,
                        min_won=config.min_won_per_segment)
@@ -180,7 +180,7 @@ def stage_thresholds(
     """Days a deal may sit in each stage: `stage`, `rot_days`, `source` ("setting" for the stage's
     days_to_rot, "learned" for the percentile of past stays), `exits` (stays the learned figure is from).
     Stages with neither have no row, and their deals no `stuck_in_stage` finding."""
-    at = as_utc(as_of).replace(tzinfo=None)
+    at = naive_utc(as_of)
     config = settings or HygieneSettings()
     return rot_table(stays(runs(timeline, at), percentile=config.stage_percentile,
                            min_exits=config.min_stage_exits).collect(), stages)
@@ -202,7 +202,7 @@ def apply_snoozes(found: pl.DataFrame, snoozes: pl.DataFrame, *, as_of: datetime
     """`found` without the findings snoozed at `as_of`. Of the snoozes of a finding (opportunity_id, code)
     made by `as_of`, the latest counts: it hides the finding until the day before `until`; on `until` the
     finding shows again."""
-    at = as_utc(as_of).replace(tzinfo=None)
+    at = naive_utc(as_of)
     active = (
         snoozes.lazy()
         .filter(pl.col("created_at") <= at)

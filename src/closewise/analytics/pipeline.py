@@ -42,7 +42,7 @@ from closewise.analytics.currency import to_corporate
 from closewise.analytics.snapshots import snapshot
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import FiscalCalendar, Period, PeriodKind
-from closewise.domain.timeutil import as_utc
+from closewise.domain.timeutil import naive_utc
 from closewise.errors import InvalidInput
 
 VALUE: Final = "value"  # the amount in the corporate currency
@@ -162,7 +162,7 @@ class _ValuedMemo:
         self._lock = threading.Lock()
 
     def get(self, timeline: pl.DataFrame, as_of: datetime, rates: pl.DataFrame, corporate: str) -> pl.DataFrame:
-        at = as_utc(as_of).replace(tzinfo=None)
+        at = naive_utc(as_of)
         key = (id(timeline), id(rates), corporate, at)
         with self._lock:
             entry = self._entries.get(key)

@@ -29,6 +29,7 @@ import polars as pl
 from closewise.analytics import history as h
 from closewise.analytics import schema as s
 from closewise.domain.enums import ChangeField
+from closewise.domain.timeutil import naive_utc
 
 DEFAULT_WINDOW_DAYS: Final = 365
 DEAL_COLUMNS: Final = (s.ID, s.OWNER_ID, "pushes", "pull_ins", "days_pushed", "days_pulled_in")
@@ -50,7 +51,7 @@ SLIPPAGE_COLUMNS: Final = (
 
 def _moves(deals: pl.DataFrame, changes: pl.DataFrame, *, as_of: datetime) -> pl.LazyFrame:
     """Every close-date move of `deals` known at `as_of` and made while open: `id`, `_delta` (days)."""
-    at = h.naive_utc(as_of)
+    at = naive_utc(as_of)
     field = ChangeField.CLOSE_DATE.value
 
     def as_date(name: str) -> pl.Expr:

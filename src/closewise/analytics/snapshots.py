@@ -52,7 +52,7 @@ from closewise.analytics import schema as s
 from closewise.analytics.implied import with_implied_status_changes
 from closewise.domain.changes import TRACKED_FIELDS
 from closewise.domain.enums import ChangeField, OpportunityStatus
-from closewise.domain.timeutil import as_utc
+from closewise.domain.timeutil import naive_utc
 from closewise.errors import InvalidInput
 
 _TRACKED: Final[tuple[str, ...]] = tuple(field.value for field in TRACKED_FIELDS)
@@ -119,7 +119,7 @@ def snapshot(timeline: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
     the state began. A change made exactly at `as_of` is included.
     """
     _check_timeline(timeline)
-    at = _naive_utc(as_of)
+    at = naive_utc(as_of)
     return (
         timeline.lazy()
         .filter(
@@ -141,7 +141,7 @@ def snapshots_lazy(timeline: pl.DataFrame, as_ofs: Sequence[datetime]) -> pl.Laz
     Repeated dates count once.
     """
     _check_timeline(timeline)
-    dates = pl.Series(s.AS_OF, sorted({_naive_utc(day) for day in as_ofs}), dtype=s.TIMESTAMP)
+    dates = pl.Series(s.AS_OF, sorted({naive_utc(day) for day in as_ofs}), dtype=s.TIMESTAMP)
     return (
         timeline.lazy()
         .with_columns(
@@ -369,9 +369,6 @@ def _known_closed_at(at: pl.Expr) -> pl.Expr:
     yet known then."""
     return pl.when(pl.col(s.CLOSED_AT) <= at).then(pl.col(s.CLOSED_AT)).alias(s.CLOSED_AT)
 
-
-def _naive_utc(value: datetime) -> datetime:
-    return as_utc(value).replace(tzinfo=None)
 
 
 def _check_timeline(timeline: pl.DataFrame) -> None:

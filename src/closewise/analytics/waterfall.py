@@ -62,7 +62,7 @@ from closewise.analytics.currency import to_corporate
 from closewise.analytics.pipeline import VALUE, in_pipeline, open_deals
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import Period
-from closewise.domain.timeutil import as_utc
+from closewise.domain.timeutil import naive_utc
 from closewise.errors import InvalidInput
 
 CREATED: Final = "created"
@@ -115,7 +115,7 @@ def waterfall(
     period: Period | None = None,
 ) -> Waterfall:
     """The flows between the pipeline at `start` and at `end` (instants; naive ones are UTC)."""
-    t0, t1 = _naive_utc(start), _naive_utc(end)
+    t0, t1 = naive_utc(start), naive_utc(end)
     if t0 >= t1:
         raise InvalidInput(f"the start ({t0:%Y-%m-%d %H:%M}) must be before the end ({t1:%Y-%m-%d %H:%M})")
     begin = open_deals(timeline, t0, rates=rates, corporate=corporate, period=period)
@@ -242,7 +242,4 @@ def _revaluations(factors: pl.DataFrame) -> pl.DataFrame:
         reval.abs().alias(REVALUATION),
     )
 
-
-def _naive_utc(value: datetime) -> datetime:
-    return as_utc(value).replace(tzinfo=None)
 

@@ -92,22 +92,24 @@ def _print_forecast(report: dict[str, Any]) -> None:
                 _money(b["run_rate_3"]), _money(b["crm_weighted"]), _money(b["commit"]))
     stdout.print(fan)
 
-    owners = Table(title="By owner")
-    for header in ("owner", "team", "closed won", "open deals", "pipeline", "expected"):
+    owners = Table(title="By owner (P10-P90 from their own deals; new business is not attributed)")
+    for header in ("owner", "team", "closed won", "open deals", "pipeline", "expected", "P10", "P90", "target",
+                   "P(target)"):
         owners.add_column(header, justify="left" if header in {"owner", "team"} else "right")
     for row in report["by_owner"][:20]:
         owners.add_row(str(row["name"] or row["owner_id"]), str(row["team"] or "—"), _money(row["closed_won"]),
-                       str(row["open_deals"]), _money(row["pipeline"]), _money(row["expected"]))
+                       str(row["open_deals"]), _money(row["pipeline"]), _money(row["expected"]), _money(row["p10"]),
+                       _money(row["p90"]), _money(row["target"]), _pct(row["probability_of_target"]))
     stdout.print(owners)
 
-    deals = Table(title="Deals that matter most (expected = P(won in period) x amount)")
+    deals = Table(title="Deals that matter most (expected = P(won in period), calibrated, x amount)")
     for header in ("deal", "stage", "amount", "P(win)", "P(in period)", "expected", "top reason"):
         deals.add_column(header, justify="left" if header in {"deal", "stage", "top reason"} else "right")
     for deal in report["deals"][:15]:
         reason = deal["reasons"][0] if deal["reasons"] else None
         text = str(reason["text"]) if isinstance(reason, dict) else str(reason or "—")
         deals.add_row(str(deal["name"] or deal["id"]), str(deal["stage"]), _money(deal["amount"]),
-                      _pct(deal["p_win"]), _pct(deal["p_close_in_period"]), _money(deal["expected_amount"]), text)
+                      _pct(deal["p_win"]), _pct(deal["p_close_calibrated"]), _money(deal["expected"]), text)
     stdout.print(deals)
 
 

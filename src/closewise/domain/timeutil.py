@@ -18,6 +18,17 @@ def start_of_day(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def naive_utc(value: datetime) -> datetime:
+    """The naive UTC datetime the frames hold (Polars timestamps carry no zone): aware values are converted,
+    naive ones are taken to be UTC already."""
+    return as_utc(value).replace(tzinfo=None)
+
+
+def midnight(day: date) -> datetime:
+    """The first instant of `day`, naive UTC (the frames' convention)."""
+    return datetime.combine(day, time.min)
+
+
 def parse_as_of(text: str | None) -> datetime:
     """`--as-of 2024-03-31` means the end of that day: everything known on it counts."""
     from closewise.errors import InvalidInput

@@ -27,11 +27,11 @@ import numpy as np
 
 from closewise.analytics import schema as s
 from closewise.domain.periods import Period, PeriodKind
+from closewise.domain.timeutil import midnight, naive_utc
 from closewise.errors import InvalidInput
 from closewise.ml.baselines import BASELINE_NAMES, baselines
 from closewise.ml.forecaster import ForecastFrames, PeriodForecaster, PeriodInputs, actual_of, won_in_period
 from closewise.ml.metrics import bias, brier_score, calibration_table, crps_samples, interval_coverage, mape, roc_auc
-from closewise.ml.stage_scorer import midnight, naive_utc
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def run_backtest(
     calibration: dict[str, float | int] = {}
     for done, period in enumerate([*warmup, *targets], start=1):
         as_of = midnight(period.start)
-        inputs = forecaster.prepare(frames, period, as_of)
+        inputs = forecaster.prepare(frames, period, as_of, reasons=False)
         actual = actual_of(frames, period)
         if period in targets:
             history = [(i, a) for i, a in ledger if midnight(i.period.end) <= as_of][-forecaster.calibration_periods:]

@@ -35,11 +35,11 @@ import polars as pl
 
 from closewise.analytics import schema as s
 from closewise.analytics.currency import to_corporate
-from closewise.analytics.history import naive_utc
 from closewise.analytics.pipeline import in_pipeline
 from closewise.analytics.snapshots import snapshot
 from closewise.domain.enums import ForecastCategory, OpportunityStatus
 from closewise.domain.periods import Period
+from closewise.domain.timeutil import midnight, naive_utc
 
 RUN_RATE_MONTHS: Final = 3
 BASELINE_NAMES: Final = ("run_rate_3", "crm_weighted", "commit")
@@ -91,14 +91,6 @@ def baselines(
     )
 
 
-def closed_won_so_far(
-    timeline: pl.DataFrame, *, period: Period, as_of: datetime, rates: pl.DataFrame, corporate: str
-) -> float:
-    """Deals won in `period` by `as_of`, in the corporate currency."""
-    at = naive_utc(as_of)
-    return _closed_won(_valued(snapshot(timeline, at), rates, corporate), period, at)
-
-
 def run_rate_3(
     timeline: pl.DataFrame, *, period: Period, as_of: datetime, rates: pl.DataFrame, corporate: str
 ) -> float:
@@ -138,7 +130,7 @@ def period_months(period: Period) -> int:
 def remaining_fraction(period: Period, as_of: datetime) -> float:
     """The share of `period`'s time still ahead at `as_of`: 1 before it starts, 0 once it has ended."""
     at = naive_utc(as_of)
-    start, end = _midnight(period.start), _midnight(period.end)
+    start, end = midnight(period.start), midnight(period.end)
     if at <= start:
         return 1.0
     if at >= end:
@@ -161,9 +153,9 @@ def _valued(state: pl.DataFrame, rates: pl.DataFrame, corporate: str) -> pl.Data
 
 
 def _closed_won(state: pl.DataFrame, period: Period, at: datetime) -> float:
-    stop = min(at, _midnight(period.end))
+    stop = min(at, midnight(period.end))
     won = state.filter(
-        pl.col(s.STATUS) == _WON, pl.col(s.CLOSED_AT) >= _midnight(period.start), pl.col(s.CLOSED_AT) < stop
+        pl.col(s.STATUS) == _WON, pl.col(s.CLOSED_AT) >= midnight(period.start), pl.col(s.CLOSED_AT) < stop
     )
     return _total(won)
 
@@ -192,7 +184,7 @@ def _monthly_rate(state: pl.DataFrame, at: datetime) -> float:
 
 
 def _weighted_rest(state: pl.DataFrame, period: Period, at: datetime, stages: pl.DataFrame | None) -> float:
-    if at >= _midnight(period.end):
+    if at >= midnight(period.end):
         return 0.0
     deals = state.filter(in_pipeline(period))
     probability = pl.col(s.PROBABILITY)
@@ -205,7 +197,7 @@ def _weighted_rest(state: pl.DataFrame, period: Period, at: datetime, stages: pl
 
 
 def _commit_rest(state: pl.DataFrame, period: Period, at: datetime) -> float:
-    if at >= _midnight(period.end):
+    if at >= midnight(period.end):
         return 0.0
     return _total(state.filter(in_pipeline(period), pl.col(s.FORECAST_CATEGORY) == _COMMIT))
 
@@ -214,9 +206,6 @@ def _total(frame: pl.DataFrame) -> float:
     value = frame[_VALUE].sum() if frame.height else 0.0
     return float(value or 0.0)
 
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)
 
 
 def _month_index(day: date) -> int:

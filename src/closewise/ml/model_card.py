@@ -16,7 +16,7 @@ import polars as pl
 
 from closewise.analytics import schema as s
 from closewise.ml.backtest import BacktestResult
-from closewise.ml.stage_scorer import OrgFrames
+from closewise.ml.forecaster import ForecastFrames
 
 METHOD = (
     "Deal probabilities of winning inside the period (deal scorer), new business from past periods by week of "
@@ -25,7 +25,7 @@ METHOD = (
 )
 
 
-def model_card(frames: OrgFrames, result: BacktestResult, *, created_at: datetime | None = None) -> dict[str, Any]:
+def model_card(frames: ForecastFrames, result: BacktestResult, *, created_at: datetime | None = None) -> dict[str, Any]:
     """A JSON-ready card: data used, date range, method, calibration, metrics and creation time."""
     timeline = frames.timeline
     first, last = timeline[s.CREATED_AT].min(), timeline[s.VALID_FROM].max()

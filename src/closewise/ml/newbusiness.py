@@ -30,7 +30,7 @@ from closewise.analytics.currency import to_corporate
 from closewise.analytics.snapshots import snapshot
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import FiscalCalendar, Period, PeriodKind
-from closewise.ml.stage_scorer import midnight, naive_utc
+from closewise.domain.timeutil import midnight, naive_utc
 
 DEFAULT_LOOKBACK: Final = {PeriodKind.MONTH: 12, PeriodKind.QUARTER: 8, PeriodKind.YEAR: 3}
 

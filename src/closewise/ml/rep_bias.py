@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Final, Literal
 
@@ -56,9 +56,10 @@ import polars as pl
 
 from closewise.analytics import schema as s
 from closewise.analytics.currency import to_corporate
-from closewise.analytics.history import deal_outcomes, naive_utc
+from closewise.analytics.history import deal_outcomes
 from closewise.domain.enums import OpportunityStatus
 from closewise.domain.periods import FiscalCalendar, Period
+from closewise.domain.timeutil import midnight, naive_utc
 from closewise.errors import InvalidInput
 
 SUBMISSION_KIND: Final = "submission"
@@ -131,7 +132,7 @@ def call_ratios(
     if calls.height == 0 or not periods:
         return pl.DataFrame(schema=RATIO_SCHEMA)
     bounds = pl.DataFrame(
-        [(label, _midnight(p.start), _midnight(p.end)) for label, p in periods.items()],
+        [(label, midnight(p.start), midnight(p.end)) for label, p in periods.items()],
         schema={"period": pl.String(), "_start": pl.Datetime("us"), "_end": pl.Datetime("us")},
         orient="row",
     )
@@ -232,17 +233,6 @@ def corrected(submitted: float, median_ratio: float, periods: int, *, prior_peri
     return submitted / shrunk_ratio(median_ratio, periods, prior_periods=prior_periods)
 
 
-def correct_calls(calls: pl.DataFrame, bias: pl.DataFrame, *, column: str = "commit") -> pl.DataFrame:
-    """`calls` (with `user_id` and `column`) plus `corrected_<column>`: divided by the caller's shrunk ratio
-    from `bias` (`rep_bias` output); callers without one are left as they are."""
-    name = f"corrected_{column}"
-    return (
-        calls.join(bias.select("user_id", pl.col("shrunk_ratio").alias("_r")), on="user_id", how="left")
-        .with_columns((pl.col(column) / pl.col("_r").fill_null(1.0)).alias(name))
-        .drop("_r")
-    )
-
-
 def weighted_median(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
     """The smallest value at which the cumulative weight reaches half the total; with equal weights and an
     even count, the mean of the two middle values (the ordinary median)."""
@@ -281,7 +271,7 @@ def _ended_periods(calls: pl.DataFrame, calendar: FiscalCalendar, at: datetime) 
             period = calendar.parse(label)
         except InvalidInput as exc:
             raise InvalidInput(exc.message, where="forecast_submissions.period") from None
-        if _midnight(period.end) <= at:
+        if midnight(period.end) <= at:
             ended[label] = period
     return ended
 
@@ -320,6 +310,3 @@ def _booked_before_call(calls: pl.DataFrame, won: pl.DataFrame) -> pl.Series:
     )
     return keyed.join(before, on="_call", how="left").sort("_call")["_before"].fill_null(0.0)
 
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)

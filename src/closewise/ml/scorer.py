@@ -5,7 +5,10 @@ the reasons. The one entry point the forecaster needs.
     scored = scorer.score(frames, as_of=cutoff, period_start=date(2026, 10, 1), period_end=date(2027, 1, 1))
 
 `fit` builds training examples at as-of dates every `every_days` before the cutoff from what was known at
-the cutoff (`ml.training_set.training_examples`; deals still open then are censored, i.e. left out) and fits:
+the cutoff (`ml.training_set.training_examples`; deals still open then are censored, i.e. left out) and fits.
+The dates lie on one fixed weekly grid (`GRID_ANCHOR`), whatever the cutoff, so the fits of a backtest or of
+a forecast's calibration share their feature rows (`OrgFrames` caches them per date; only the labels, read
+at each cutoff, differ):
 
 - `win_model_` (`ml.win_model.WinModel`): P(won) on the resolved examples;
 - `timing_model_` (`ml.timing_model.TimingModel`): P(won within h days | won) on the won examples expanded
@@ -20,7 +23,11 @@ must not score a date whose outcomes it learned from) and returns one row per de
   `F(end) − F(start)` from the timing model's cumulative distribution (0 for a period already over);
 - `expected_amount`: `p_close_in_period ×` the deal's amount in the corporate currency at `as_of`;
 - `reasons`: the strongest signed contributions to `p_win` (`ml.explain`), a list of
-  `{feature, contribution, text}`.
+  `{feature, contribution, text}` (empty lists with `reasons=False`, which skips the TreeSHAP pass).
+
+A large org learns from a deterministic sample of its deals (`max_training_deals`, `sample_rate`): every
+date of a sampled deal is kept, so examples stay whole deal histories, and the owners' records and stage
+norms in the features still read every deal.
 
 `frames` is an `ml.frames.OrgFrames`, or anything shaped like `services.org_data.OrgData` (`OrgLike`, taken
 without exit-criteria checks). Both models fall back to smoothed rates when history is thin
@@ -29,6 +36,7 @@ without exit-criteria checks). Both models fall back to smoothed rates when hist
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from typing import Final
 
@@ -36,12 +44,13 @@ import numpy as np
 import polars as pl
 
 from closewise.analytics import schema as s
-from closewise.analytics.history import naive_utc
+from closewise.domain.timeutil import midnight, naive_utc
 from closewise.errors import InvalidInput
 from closewise.ml import features as f
-from closewise.ml.explain import REASON_DTYPE, reasons
+from closewise.ml.explain import REASON_DTYPE
+from closewise.ml.explain import reasons as explain
 from closewise.ml.frames import OrgFrames, OrgLike
-from closewise.ml.timing_model import HORIZON, HORIZONS, TimingModel, with_horizon
+from closewise.ml.timing_model import HORIZON, HORIZONS, QUARTER_DAYS, QUARTER_END, TimingModel, with_horizon
 from closewise.ml.training_set import training_examples
 from closewise.ml.win_model import WinModel
 
@@ -59,7 +68,8 @@ SCORE_COLUMNS: Final = (
     "expected_amount",
     "reasons",
 )
-TIMING_FEATURES: Final = (*f.FEATURES, HORIZON, "close_gap_days")
+TIMING_FEATURES: Final = (*f.FEATURES, QUARTER_DAYS, HORIZON, "close_gap_days", QUARTER_END)
+GRID_ANCHOR: Final = datetime(2000, 1, 3)  # a Monday: training dates are this plus whole weeks
 
 
 class DealScorer:
@@ -76,6 +86,7 @@ class DealScorer:
         history_days: int | None = None,
         n_reasons: int = 3,
         min_class_count: int = 40,
+        max_training_deals: int | None = 20_000,
         random_state: int | None = 0,
     ) -> None:
         self.every_days = every_days
@@ -83,6 +94,7 @@ class DealScorer:
         self.history_days = history_days
         self.n_reasons = n_reasons
         self.min_class_count = min_class_count
+        self.max_training_deals = max_training_deals
         self.random_state = random_state
 
     def fit(self, frames: OrgFrames | OrgLike, *, as_of: datetime) -> DealScorer:
@@ -94,6 +106,8 @@ class DealScorer:
             every_days=self.every_days,
             min_lag_days=self.min_lag_days,
             history_days=self.history_days,
+            anchor=GRID_ANCHOR,
+            sample_rate=self.sample_rate(frames, cutoff),
         )
         resolved = examples.filter(pl.col("resolved"))
         self.win_model_ = WinModel(min_class_count=self.min_class_count, random_state=self.random_state).fit(
@@ -114,12 +128,24 @@ class DealScorer:
         self.n_timing_examples_ = timing.height
         return self
 
+    def sample_rate(self, frames: OrgFrames, cutoff: datetime) -> float:
+        """The share of deals to learn from: all of them up to `max_training_deals` created by the cutoff, else
+        the largest power of 1/2 that keeps about that many (a power of 1/2, so the fits of one backtest mostly
+        share a rate and so their feature rows)."""
+        if self.max_training_deals is None:
+            return 1.0
+        created = frames.opportunities.filter(pl.col(s.CREATED_AT) <= cutoff).height
+        if created <= self.max_training_deals:
+            return 1.0
+        return float(0.5 ** math.ceil(math.log2(created / self.max_training_deals)))
+
     @property
     def uses_fallback(self) -> bool:
         return bool(self.win_model_.uses_fallback_ or self.timing_model_.uses_fallback_)
 
     def score(
-        self, frames: OrgFrames | OrgLike, *, as_of: datetime, period_start: date, period_end: date
+        self, frames: OrgFrames | OrgLike, *, as_of: datetime, period_start: date, period_end: date,
+        reasons: bool = True,
     ) -> pl.DataFrame:
         frames = _frames(frames)
         if not hasattr(self, "cutoff_"):
@@ -130,31 +156,35 @@ class DealScorer:
         if period_end <= period_start:
             raise InvalidInput(f"the period ends ({period_end}, exclusive) before it starts ({period_start})")
         return self.score_features(
-            f.deal_features(frames, at), as_of=at, period_start=period_start, period_end=period_end
+            f.deal_features(frames, at), as_of=at, period_start=period_start, period_end=period_end, reasons=reasons
         )
 
     def score_features(
-        self, features: pl.DataFrame, *, as_of: datetime, period_start: date, period_end: date
+        self, features: pl.DataFrame, *, as_of: datetime, period_start: date, period_end: date, reasons: bool = True
     ) -> pl.DataFrame:
         """`score` on rows of `features_at` computed already (one as-of date)."""
         at = naive_utc(as_of)
         if features.height == 0:
-            return _empty_scores()
+            return empty_scores()
         p_win = self.win_model_.predict_proba(features.select(f.FEATURES))[:, 1]
         p_inside = self.p_won_between(features, at, period_start, period_end)
-        contributions, _, names = self.win_model_.contributions(features.select(f.FEATURES))
         p_close = p_win * p_inside
+        if reasons:
+            contributions, _, names = self.win_model_.contributions(features.select(f.FEATURES))
+            why = explain(features, contributions, names, n=self.n_reasons)
+        else:
+            why = pl.Series("reasons", [[]] * features.height, dtype=REASON_DTYPE)
         return features.with_columns(
             pl.Series("p_win", p_win),
             pl.Series("p_close_in_period", p_close),
             pl.Series("expected_amount", p_close * features["amount_corporate"].fill_null(0.0).to_numpy()),
-            reasons(features, contributions, names, n=self.n_reasons),
+            why,
         ).select(SCORE_COLUMNS)
 
     def p_won_between(self, features: pl.DataFrame, as_of: datetime, start: date, end: date) -> np.ndarray:
         """P(won inside [start, end) | won) per row: F(days to the end) − F(days to the start)."""
-        begin = datetime.combine(start, datetime.min.time())
-        finish = datetime.combine(end, datetime.min.time())
+        begin = midnight(start)
+        finish = midnight(end)
         to_end = (finish - as_of) / timedelta(days=1)
         to_start = (begin - as_of) / timedelta(days=1)
         if to_end <= 0:
@@ -164,7 +194,7 @@ class DealScorer:
         return np.asarray(np.clip(f_end - f_start, 0.0, 1.0), dtype=np.float64)
 
     def _cdf(self, features: pl.DataFrame, horizon: float) -> np.ndarray:
-        rows = with_horizon(features.select(f.FEATURES), horizon)
+        rows = with_horizon(features.select(*f.FEATURES, QUARTER_DAYS), horizon)
         return np.asarray(self.timing_model_.predict_proba(rows.select(TIMING_FEATURES))[:, 1], dtype=np.float64)
 
 
@@ -185,7 +215,8 @@ def _frames(frames: OrgFrames | OrgLike) -> OrgFrames:
     return frames if isinstance(frames, OrgFrames) else OrgFrames.of(frames)
 
 
-def _empty_scores() -> pl.DataFrame:
+def empty_scores() -> pl.DataFrame:
+    """No scores, typed as `score` returns them."""
     return pl.DataFrame(
         schema={
             s.ID: pl.Int64(),

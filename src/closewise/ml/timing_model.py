@@ -10,6 +10,11 @@ a period `[S, E]` is F(E - t) - F(S - t) >= 0. This is the "person-period" const
 survival analysis (Singer & Willett 1993) fitted by a flexible classifier instead of a logit; a pair
 `(t, h)` is used only if `t + h` is on or before the training cutoff, so every label is known then.
 
+Wins bunch at fiscal quarter ends (reps hold deals for the quarter's last days, managers pull next quarter's
+in): the model also sees `days_to_quarter_end` (from `t`) and `quarter_end_in_horizon` (whether `t + h`
+reaches the quarter's last three days, monotone increasing in `h` like the horizon itself), so a month that
+ends a quarter gets the wins the calendar pushes into it.
+
 Fallback (fewer than 40 won deals, or 40 never won within a horizon): per horizon, the share of won
 examples won within it, by stage and by whether the expected close date falls inside the horizon, shrunk
 toward the horizon's overall share (empirical Bayes, as `ml.rates`); between the training horizons the
@@ -30,14 +35,21 @@ from closewise.ml.design import as_frame, binary_target
 HORIZONS: Final[tuple[int, ...]] = (7, 14, 30, 60, 90, 180, 365)
 HORIZON: Final = "horizon_days"
 CLOSE_GAP: Final = "close_gap_days"
+QUARTER_DAYS: Final = "days_to_quarter_end"
+QUARTER_END: Final = "quarter_end_in_horizon"
 
 
 def with_horizon(features: pl.DataFrame, horizon_days: float | pl.Expr) -> pl.DataFrame:
-    """`features` with the two timing columns for a horizon (a number, or an expression per row)."""
+    """`features` with the timing columns for a horizon (a number, or an expression per row): the horizon, the
+    close gap and, when `features` has `days_to_quarter_end`, whether the horizon reaches the fiscal quarter's
+    last three days."""
     h = horizon_days if isinstance(horizon_days, pl.Expr) else pl.lit(float(horizon_days))
-    return features.with_columns(h.cast(pl.Float64).alias(HORIZON)).with_columns(
+    out = features.with_columns(h.cast(pl.Float64).alias(HORIZON)).with_columns(
         (pl.col("days_to_close") - pl.col(HORIZON)).alias(CLOSE_GAP)
     )
+    if QUARTER_DAYS in out.columns:
+        out = out.with_columns((pl.col(HORIZON) >= pl.col(QUARTER_DAYS) - 3).cast(pl.Float64).alias(QUARTER_END))
+    return out
 
 
 class TimingModel(CalibratedBoosting):
@@ -47,7 +59,7 @@ class TimingModel(CalibratedBoosting):
         return HorizonRateModel(prior_strength=self.prior_strength)
 
     def _monotone(self, columns: list[str]) -> list[int]:
-        return [1 if name == HORIZON else -1 if name == CLOSE_GAP else 0 for name in columns]
+        return [1 if name in (HORIZON, QUARTER_END) else -1 if name == CLOSE_GAP else 0 for name in columns]
 
 
 class HorizonRateModel:

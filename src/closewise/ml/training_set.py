@@ -20,8 +20,9 @@ from closewise.analytics import history as h
 from closewise.analytics import schema as s
 from closewise.analytics.currency import to_corporate
 from closewise.domain.enums import OpportunityStatus
+from closewise.domain.timeutil import naive_utc
 from closewise.errors import InvalidInput
-from closewise.ml.features import CATEGORICAL, FEATURES, LABELS, features_at, naive
+from closewise.ml.features import CATEGORICAL, FEATURES, LABELS, features_at
 from closewise.ml.frames import OrgFrames
 
 _OPEN = OpportunityStatus.OPEN.value
@@ -32,7 +33,7 @@ def label_examples(examples: pl.DataFrame, frames: OrgFrames, *, cutoff: datetim
     """`examples` (rows of `features_at`) with labels as known at `cutoff`: `resolved` (the deal closed by
     then), `won`, `closed_at`, `days_to_outcome` (from `as_of` to the closing, when resolved) and `won_amount`
     (corporate at the closing day's rate; 0 unless won). Unresolved rows keep null labels."""
-    at = naive(cutoff)
+    at = naive_utc(cutoff)
     if examples.height and examples[s.AS_OF].max() > at:  # type: ignore[operator]
         raise InvalidInput("examples dated after the cutoff cannot be labelled with what was known at it")
     clash = sorted(set(examples.columns) & set(LABELS))
@@ -76,11 +77,17 @@ def label_examples(examples: pl.DataFrame, frames: OrgFrames, *, cutoff: datetim
     )
 
 
-def as_of_dates(start: datetime, end: datetime, *, every_days: int) -> list[datetime]:
-    """Dates every `every_days` going back from `end` (included) to `start` (included), oldest first."""
+def as_of_dates(start: datetime, end: datetime, *, every_days: int, anchor: datetime | None = None) -> list[datetime]:
+    """Dates every `every_days` going back from `end` (included) to `start` (included), oldest first; with an
+    `anchor`, the dates `anchor + k x every_days` in [start, end] instead (one grid shared by every cutoff)."""
     if every_days <= 0:
         raise InvalidInput(f"the spacing of training dates must be positive, not {every_days}")
-    first, last = naive(start), naive(end)
+    first, last = naive_utc(start), naive_utc(end)
+    if anchor is not None:
+        step = timedelta(days=every_days)
+        last = naive_utc(anchor) + step * math.floor((last - naive_utc(anchor)) / step)
+        if last < first:
+            return []
     count = max(0, math.floor((last - first) / timedelta(days=every_days)))
     return [last - timedelta(days=every_days * k) for k in range(count, -1, -1)]
 
@@ -92,11 +99,14 @@ def training_examples(
     every_days: int = 7,
     min_lag_days: int = 14,
     history_days: int | None = None,
+    anchor: datetime | None = None,
+    sample_rate: float = 1.0,
 ) -> pl.DataFrame:
     """Labelled examples from as-of dates every `every_days` up to `min_lag_days` before `cutoff` (back to
-    the first deal's creation, or `history_days`), using only what was known at `cutoff`. Every row of
+    the first deal's creation, or `history_days`; on the weekly grid of `anchor` when given), using only what
+    was known at `cutoff` (of the deals `features.sampled` at `sample_rate`). Every row of
     `features_at`, labelled (`label_examples`), unresolved ones included (callers filter on `resolved`)."""
-    at = naive(cutoff)
+    at = naive_utc(cutoff)
     opps = frames.opportunities.filter(pl.col(s.CREATED_AT) <= at)
     if opps.height == 0:
         return _empty_examples()
@@ -106,7 +116,10 @@ def training_examples(
     last = at - timedelta(days=min_lag_days)
     if last <= earliest:
         return _empty_examples()
-    examples = features_at(frames, as_of_dates(earliest + timedelta(days=1), last, every_days=every_days))
+    dates = as_of_dates(earliest + timedelta(days=1), last, every_days=every_days, anchor=anchor)
+    if not dates:
+        return _empty_examples()
+    examples = features_at(frames, dates, sample_rate=sample_rate)
     return label_examples(examples, frames, cutoff=at)
 
 
@@ -120,6 +133,7 @@ def _empty_examples() -> pl.DataFrame:
         s.CLOSE_DATE: pl.Date(),
         s.FORECAST_CATEGORY: pl.String(),
         "amount_corporate": pl.Float64(),
+        "days_to_quarter_end": pl.Float64(),
     }
     schema.update({name: pl.String() if name in CATEGORICAL else pl.Float64() for name in FEATURES})
     schema.update(

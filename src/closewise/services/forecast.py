@@ -1,5 +1,6 @@
 """The period forecast and its backtests (`closewise forecast`, `closewise backtest`): read the org, default the
-target to its quotas, ask `ml.forecaster` / `ml.backtest`, and shape the answer as DESIGN.md's JSON."""
+target to its quotas (the org's, and each owner's and team's for the breakdowns), ask `ml.forecaster` /
+`ml.backtest`, and shape the answer as DESIGN.md's JSON."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from closewise.analytics.currency import to_corporate
 from closewise.analytics.targets import target_from_quotas
 from closewise.db.opportunity_labels import opportunity_labels
+from closewise.db.playbook import load_checks, load_playbook
 from closewise.db.quotas import load_quotas_within
-from closewise.domain.periods import PeriodKind
+from closewise.domain.periods import Period, PeriodKind
 from closewise.domain.timeutil import as_utc, utcnow
 from closewise.errors import InvalidInput
 from closewise.ml.backtest import baselines_at, run_backtest
@@ -37,13 +40,15 @@ def forecast_report(
     span = org.calendar.parse(period)
     at = as_utc(as_of or utcnow())
     target_source: str | None = "given" if target is not None else None
+    with engine.connect() as connection:
+        quotas = load_quotas_within(connection, start=span.start, last_day=span.last_day)
     if target is None:
-        with engine.connect() as connection:
-            quotas = load_quotas_within(connection, start=span.start, last_day=span.last_day)
         found = target_from_quotas(quotas, org.users, span, org.rates, corporate=org.corporate_currency)
         if found is not None:
             target, target_source = found.amount, "quota"
-    result = (forecaster or PeriodForecaster()).forecast(org, span, at, target=target)
+    owner_targets, team_targets = scope_targets(quotas, span, org.rates, corporate=org.corporate_currency)
+    result = with_criteria(engine, forecaster or PeriodForecaster()).forecast(
+        org, span, at, target=target, owner_targets=owner_targets, team_targets=team_targets)
     with engine.connect() as connection:
         labels = opportunity_labels(connection, ids=result.inputs.deals["id"].to_list())
     inputs = result.inputs
@@ -89,7 +94,7 @@ def backtest_report(
         raise InvalidInput(f"{period_type!r} is not month or quarter", where="--period-type") from exc
     org = load_org(engine)
     result = run_backtest(org, kind=kind, start=start, end=end, known_at=as_utc(now or utcnow()),
-                          forecaster=forecaster, on_period=on_period)
+                          forecaster=with_criteria(engine, forecaster or PeriodForecaster()), on_period=on_period)
     card = model_card(org, result, created_at=datetime.now(UTC))
     summary = result.summary()
     summary["calibration"] = result.calibration
@@ -98,6 +103,20 @@ def backtest_report(
     path = _card_path(engine)
     summary["model_card_path"] = str(write_model_card(card, path)) if path is not None else None
     return {"rows": [row.to_dict() for row in result.rows], "summary": summary}
+
+
+def with_criteria(engine: Engine, forecaster: PeriodForecaster) -> PeriodForecaster:
+    """`forecaster` given the org's exit-criteria checks (with each criterion's stage) and the playbook's
+    criteria, which the deal models read as "share of the stage's exit criteria met" (`ml.features`)."""
+    with engine.connect() as connection:
+        playbook = load_playbook(connection)
+        checks = load_checks(connection)
+    catalogue = pl.DataFrame([(stage.key, criterion.key) for stage in playbook.stages
+                              for criterion in stage.exit_criteria],
+                             schema={"stage": pl.String(), "criterion_key": pl.String()}, orient="row")
+    forecaster.criteria_checks = checks.join(catalogue, on="criterion_key", how="inner")
+    forecaster.exit_criteria = catalogue
+    return forecaster
 
 
 def _card_path(engine: Engine) -> Path | None:
@@ -114,12 +133,37 @@ def _names(org: OrgData) -> tuple[dict[int, str], dict[int, str]]:
     return users, teams
 
 
+def scope_targets(quotas: pl.DataFrame, period: Period, rates: pl.DataFrame, *,
+                  corporate: str) -> tuple[dict[int, float], dict[int, float]]:
+    """Each user's and each team's target for `period` from their quotas, in the corporate currency (at the
+    quota period's start): the rows of exactly the period, else, per user or team, its longest rows inside the
+    period added up (a quarter's months, never a month with the quarter holding it)."""
+    if quotas.height == 0:
+        return {}, {}
+    valued = to_corporate(quotas, rates, corporate=corporate, on="period_start", into="value").with_columns(
+        (pl.col("period_end") - pl.col("period_start")).alias("span"))
+
+    def per(key: str, rows: pl.DataFrame) -> dict[int, float]:
+        longest = rows.filter(pl.col("span") == pl.col("span").max().over(key))
+        totals = longest.group_by(key).agg(pl.col("value").sum())
+        return {int(k): float(v) for k, v in totals.iter_rows()}
+
+    users = per("user_id", valued.filter(pl.col("user_id").is_not_null()))
+    teams = per("team_id", valued.filter(pl.col("user_id").is_null(), pl.col("team_id").is_not_null()))
+    return users, teams
+
+
+def _range(row: dict[str, Any]) -> dict[str, Any]:
+    return {"p10": row["p10"], "p50": row["p50"], "p90": row["p90"], "target": row["target"],
+            "probability_of_target": row["probability_of_target"]}
+
+
 def _by_owner(result: PeriodForecast, org: OrgData) -> list[dict[str, Any]]:
     users, teams = _names(org)
     return [
         {"owner_id": row["owner_id"], "name": users.get(row["owner_id"]), "team_id": row["team_id"],
          "team": teams.get(row["team_id"]), "closed_won": row["closed_won"], "open_deals": row["open_deals"],
-         "pipeline": row["pipeline"], "expected": row["expected"]}
+         "pipeline": row["pipeline"], "expected": row["expected"], **_range(row)}
         for row in result.by_owner.iter_rows(named=True)
     ]
 
@@ -127,15 +171,15 @@ def _by_owner(result: PeriodForecast, org: OrgData) -> list[dict[str, Any]]:
 def _by_team(result: PeriodForecast, org: OrgData) -> list[dict[str, Any]]:
     _, teams = _names(org)
     return [{"team_id": row["team_id"], "team": teams.get(row["team_id"]), "closed_won": row["closed_won"],
-             "open_deals": row["open_deals"], "pipeline": row["pipeline"], "expected": row["expected"]}
+             "open_deals": row["open_deals"], "pipeline": row["pipeline"], "expected": row["expected"],
+             **_range(row)}
             for row in result.by_team.iter_rows(named=True)]
 
 
 def _deals(result: PeriodForecast, labels: dict[int, tuple[str, str]]) -> list[dict[str, Any]]:
-    deals = result.inputs.deals
+    deals = result.deals
     if deals.height == 0:
         return []
-    deals = deals.with_columns(pl.col("expected_amount").alias("expected"))
     rows: list[dict[str, Any]] = []
     for row in deals.sort("expected", "id", descending=[True, False]).iter_rows(named=True):
         external_id, name = labels.get(row["id"], (None, None))
@@ -144,6 +188,7 @@ def _deals(result: PeriodForecast, labels: dict[int, tuple[str, str]]) -> list[d
             "team_id": row.get("team_id"), "stage": row.get("stage"), "amount": row.get("amount"),
             "close_date": row.get("close_date"), "forecast_category": row.get("forecast_category"),
             "p_win": row["p_win"], "p_close_in_period": row["p_close_in_period"],
+            "p_close_calibrated": row["p_close_calibrated"], "expected": row["expected"],
             "expected_amount": row["expected_amount"], "amount_if_won": row["amount_if_won"],
             "reasons": list(row.get("reasons") or []),
         })
