@@ -21,8 +21,9 @@ from closewise.db import tables
 from closewise.db.org_settings import read_settings
 from closewise.db.users import insert_user
 from closewise.ingest import entities
+from closewise.ingest.context import LoadContext
 from closewise.ingest.entities import BatchLoader
-from closewise.ingest.opportunities import LoadContext, load_opportunity_batch
+from closewise.ingest.opportunities import load_opportunity_batch
 from closewise.ingest.refs import AccountRef, UserRef
 from closewise.ingest.report import EntityCounts, ErrorSink
 from closewise.ingest.session import ImportSession

@@ -221,3 +221,16 @@ def test_history_headers_in_both_quote_styles() -> None:
         ("Closed Won", "Sales Pipeline", True),
         ("Demo (done)", "Partner Pipeline", False),
     ]
+
+
+def test_two_exports_in_one_folder_are_refused(db: str, tmp_path: Path, capsys: Cap, monkeypatch: Mp) -> None:
+    both = tmp_path / "both"
+    for week in ("week1", "week2"):
+        (both / week).mkdir(parents=True)
+        shutil.copy(FIXTURES / "deals.csv", both / week / "deals.csv")
+    result = _import(capsys, monkeypatch, db, both, tmp_path / "errors")
+    assert result.code == 1 and result.stdout == ""
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert "week1/deals.csv and week2/deals.csv are the same export file found twice" in message
+    assert _rows(db, tables.opportunities) == {}

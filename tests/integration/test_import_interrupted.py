@@ -20,6 +20,9 @@ from closewise.demo.salesforce_export import write_export
 from closewise.ingest.salesforce import import_salesforce_export
 
 OPPORTUNITIES = 15_000
+BATCH = 5_000
+RUN_WITH_BATCH = ("from closewise.ingest import fastpath; "
+                  f"fastpath.BATCH = fastpath.CHUNK = {BATCH}; from closewise.cli.app import main")
 
 
 def _state(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[str]]:
@@ -38,6 +41,14 @@ def _state(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]
     return deals, changes, runs
 
 
+def _indexes(url: str) -> set[str]:
+    engine = make_engine(url)
+    names = {index["name"] for table in ("opportunities", "opportunity_changes")
+             for index in sa.inspect(engine).get_indexes(table)}
+    engine.dispose()
+    return {str(name) for name in names}
+
+
 @pytest.mark.slow
 def test_killed_import_is_consistent_and_resumes(database_url: str, tmp_path: Path) -> None:
     export = tmp_path / "export"
@@ -47,8 +58,10 @@ def test_killed_import_is_consistent_and_resumes(database_url: str, tmp_path: Pa
     engine.dispose()
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "closewise", "--db", database_url, "import", "salesforce", str(export),
-               "--errors-dir", str(tmp_path / "errors")]
+    # Opportunity files load in transactions of `fastpath.BATCH` rows (50,000); 5,000 here, so that the kill
+    # lands in the middle of the opportunities of a small export.
+    command = [sys.executable, "-c", f"{RUN_WITH_BATCH}; main()", "--db", database_url, "import", "salesforce",
+               str(export), "--errors-dir", str(tmp_path / "errors")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     probe = make_engine(database_url)
     deadline = time.monotonic() + 120
@@ -59,7 +72,7 @@ def test_killed_import_is_consistent_and_resumes(database_url: str, tmp_path: Pa
             with probe.connect() as connection:
                 stored = int(connection.execute(sa.select(sa.func.count()).select_from(tables.opportunities))
                              .scalar_one())
-            if stored >= 5_000:
+            if stored >= BATCH:
                 break
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
@@ -69,10 +82,10 @@ def test_killed_import_is_consistent_and_resumes(database_url: str, tmp_path: Pa
     assert process.returncode == -signal.SIGKILL, "the import finished before it could be killed"
     assert stored > 0
 
-    # Consistent: whole batches only (5,000 rows a transaction), every stored opportunity fully formed.
+    # Consistent: whole batches only (BATCH rows a transaction), every stored opportunity fully formed.
     deals, _, runs = _state(database_url)
     assert runs == ["running"]
-    assert len(deals) % 5_000 == 0
+    assert len(deals) % BATCH == 0
     assert all(row[1] is not None and row[2] is not None for row in deals)
     if database_url.startswith("sqlite"):
         engine = make_engine(database_url)
@@ -96,5 +109,8 @@ def test_killed_import_is_consistent_and_resumes(database_url: str, tmp_path: Pa
     clean_deals, clean_changes, _ = _state(clean_url)
     assert len(resumed_deals) == OPPORTUNITIES
     assert resumed_deals == clean_deals
+    # The indexes a bulk load on SQLite drops while it loads are there again.
+    assert {str(index.name) for table in (tables.opportunities, tables.opportunity_changes)
+            for index in table.indexes} <= _indexes(database_url)
     normalise = [(*row[:4], row[4].replace(tzinfo=None)) for row in resumed_changes]  # type: ignore[union-attr]
     assert normalise == [(*row[:4], row[4].replace(tzinfo=None)) for row in clean_changes]  # type: ignore[union-attr]

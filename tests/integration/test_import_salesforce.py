@@ -247,3 +247,16 @@ def test_not_an_export(db: str, capsys: Cap, monkeypatch: Mp, tmp_path: Path) ->
     assert result.code == 1 and "no Salesforce object files" in result.stderr
     result = run_cli(capsys, monkeypatch, "--db", db, "import", "salesforce", str(tmp_path / "missing"))
     assert result.code == 1 and "no such file or folder" in result.stderr
+
+
+def test_two_exports_in_one_folder_are_refused(db: str, capsys: Cap, monkeypatch: Mp, tmp_path: Path) -> None:
+    """The same object found twice (two weekly exports side by side) would import one of them at random."""
+    both = tmp_path / "both"
+    shutil.copytree(FIXTURES / "data_export", both / "week1")
+    shutil.copytree(FIXTURES / "data_export", both / "week2")
+    result = run_cli(capsys, monkeypatch, "--db", db, "import", "salesforce", str(both))
+    assert result.code == 1 and result.stdout == ""
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert "week1/Account.csv and week2/Account.csv are both Account files" in message
+    assert _count(db, tables.opportunities) == 0

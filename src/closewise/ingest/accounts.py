@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from closewise.db import ingest as queries
 from closewise.db import tables
+from closewise.ingest.context import LoadContext
 from closewise.ingest.loadkit import (
     Prepared,
     Row,
@@ -31,7 +32,6 @@ from closewise.ingest.loadkit import (
     upsert_keyed,
     user_id,
 )
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.report import EntityCounts, ErrorSink
 
 ACCOUNT_COLUMNS = ("name", "industry", "employees", "annual_revenue", "country", "segment", "owner_id",

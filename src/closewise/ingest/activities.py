@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from closewise.db import tables
 from closewise.domain.enums import ActivityType
+from closewise.ingest.context import LoadContext
 from closewise.ingest.loadkit import (
     BadValue,
     Prepared,
@@ -33,7 +34,6 @@ from closewise.ingest.loadkit import (
     upsert_keyed,
     user_id,
 )
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.report import EntityCounts, ErrorSink
 
 ACTIVITY_COLUMNS = ("type", "subject", "owner_id", "opportunity_id", "account_id", "lead_id", "contact_id",

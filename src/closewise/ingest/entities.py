@@ -15,8 +15,8 @@ from sqlalchemy.engine import Connection
 
 from closewise.ingest.accounts import load_account_batch, load_contact_batch
 from closewise.ingest.activities import load_activity_batch
+from closewise.ingest.context import LoadContext
 from closewise.ingest.leads import load_lead_batch
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.quotas import load_quota_batch
 from closewise.ingest.rates import load_currency_rate_batch
 from closewise.ingest.report import EntityCounts, ErrorSink

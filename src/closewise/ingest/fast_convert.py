@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from closewise.domain.money import round_cents
 from closewise.ingest.canonical import SALESFORCE_NULL_ID
 from closewise.ingest.fields import Kind
 from closewise.ingest.refs import AccountRef, UserRef
@@ -132,3 +134,23 @@ def convert_column(texts: pl.Series, kind: Kind, convert: Callable[[str], Any],
             fixed.append(value)
         values = values.scatter(indices, pl.Series(fixed, dtype=dtype))
     return Converted(values, errors)
+
+
+def round_cents_column(values: pl.Series) -> pl.Series:
+    """`domain.money.round_cents` over a column, with exactly its results (nulls kept).
+
+    `round(x, 2)` rounds the exact binary value of x to the cent, so it equals floor(100x + 0.5) / 100 (an
+    IEEE division, correctly rounded like the decimal Python builds) unless 100x, as computed, lies too close
+    to a half cent to be sure which way the exact value goes; those few cells, and very large or
+    non-finite ones, are rounded by `round_cents` itself. Division goes through NumPy: Polars divides by a
+    constant as a multiplication by its reciprocal, which is not correctly rounded.
+    """
+    x = values.cast(pl.Float64).to_numpy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = x * 100.0
+        rounded = np.copysign(np.floor(scaled + 0.5) / 100.0, x)
+        sure = (np.abs(scaled - np.floor(scaled) - 0.5) > np.abs(scaled) * 2.0**-49 + 1e-9) & (np.abs(x) < 1e12)
+    for index in np.flatnonzero(~sure & ~np.isnan(x)).tolist():
+        rounded[index] = round_cents(float(x[index]))
+    result = pl.Series(values.name, rounded, dtype=pl.Float64)
+    return result.set(values.is_null(), None) if values.null_count() else result

@@ -10,6 +10,7 @@ their values first appear among the rows still accepted at that step, so records
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -19,41 +20,59 @@ from sqlalchemy.engine import Connection
 from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.enums import ChangeField, OpportunityStatus
-from closewise.domain.money import round_cents
-from closewise.ingest.opportunities import CLOSED_CATEGORY, LoadContext, opening_changes
+from closewise.ingest.context import LoadContext
+from closewise.ingest.fast_convert import round_cents_column
+from closewise.ingest.opportunities import CLOSED_CATEGORY, opening_changes
 from closewise.ingest.refs import AccountRef, StageTarget, UserRef
 from closewise.ingest.report import EntityCounts, ErrorSink, RowError
 
 OPEN = OpportunityStatus.OPEN.value
 NO_STAGE = "the opportunity has no stage and the playbook has none to default to"
 # Stored columns that come straight from the canonical row when the source has them.
+_INDEX = "_row"
 DIRECT = ("probability", "next_step", "lead_source", "type", "competitor", "custom")
 
 
 class _Rows:
-    """The batch's rows, which of them are still accepted, and the first error of each rejected one."""
+    """The batch's rows, which of them are still accepted, and the first error of each rejected one.
+
+    Checks run on whole columns; a rejection records its error once, so each row reports its first failure.
+    """
 
     def __init__(self, frame: pl.DataFrame, file: str) -> None:
-        self.frame = frame
+        self.frame = frame.with_row_index(_INDEX)
         self.file = file
-        self.lines: list[int] = frame.get_column("_line").to_list()
-        self.ok = [True] * frame.height
-        self.errors: list[RowError] = []
+        self.ok = pl.Series("ok", [True] * frame.height, dtype=pl.Boolean)
+        self.errors: list[pl.DataFrame] = []
 
-    def reject(self, index: int, column: str, value: Any, reason: str) -> None:
-        self.ok[index] = False
-        self.errors.append(RowError(self.file, self.lines[index], column, "" if value is None else str(value), reason))
+    def reject(self, failed: pl.Series, column: str, value: pl.Series, reason: pl.Series | str) -> None:
+        """Reject the accepted rows where `failed` holds, naming `column`, the row's `value` and `reason`."""
+        hit = self.ok & failed.fill_null(False)
+        if not hit.any():
+            return
+        found = self.frame.select(
+            _INDEX, "_line", value=value.cast(pl.String).fill_null(""),
+            reason=reason if isinstance(reason, pl.Series) else pl.lit(reason, pl.String),
+        ).filter(hit)
+        self.errors.append(found.with_columns(column=pl.lit(column, pl.String)))
+        self.ok = self.ok & ~hit
 
-    def column(self, name: str) -> list[Any]:
-        return self.frame.get_column(name).to_list()
+    def column(self, name: str) -> pl.Series:
+        return self.frame.get_column(name)
 
-    def first_seen(self, name: str) -> list[tuple[int, Any]]:
-        """(row, value) of each distinct value of a column, at its first appearance among accepted rows."""
-        found: dict[Any, int] = {}
-        for index, value in enumerate(self.column(name)):
-            if self.ok[index] and value not in found:
-                found[value] = index
-        return [(index, value) for value, index in found.items()]
+    def first_seen(self, name: str, *extra: str) -> pl.DataFrame:
+        """Each distinct value of a column (with `extra` columns of its row), in the order it first appears
+        among accepted rows."""
+        return (self.frame.filter(self.ok).select(name, *extra)
+                .unique(subset=name, keep="first", maintain_order=True))
+
+    def report(self, sink: ErrorSink) -> None:
+        """Send the rejections to the sink in line order."""
+        if not self.errors:
+            return
+        rows = pl.concat(self.errors).sort(_INDEX).select("_line", "column", "value", "reason")
+        for line, column, value, reason in rows.iter_rows():
+            sink.add(RowError(self.file, line, column, value, reason))
 
 
 def load_new_opportunities(connection: Connection, context: LoadContext, frame: pl.DataFrame, counts: EntityCounts,
@@ -61,9 +80,8 @@ def load_new_opportunities(connection: Connection, context: LoadContext, frame: 
     """Insert a batch of converted rows of new opportunities inside the caller's transaction."""
     counts.read += frame.height
     rows = _Rows(frame, file)
-    for index, key in enumerate(rows.column("external_id")):
-        if not key:
-            rows.reject(index, "external_id", "", "the record has no id")
+    keys = rows.column("external_id")
+    rows.reject(keys.is_null() | (keys == ""), "external_id", pl.Series([""] * frame.height), "the record has no id")
     columns: dict[str, pl.Series] = {}
     if "currency" in frame.columns:
         columns["currency"] = _currency(context, rows)
@@ -77,21 +95,18 @@ def load_new_opportunities(connection: Connection, context: LoadContext, frame: 
             now=context.now))
     if "account" in frame.columns:
         columns["account_id"] = _references(rows, "account", lambda value: context.accounts.resolve(
-            connection, AccountRef(external_id=value, name=value), now=context.now))
-    seen = context.seen
-    for index, (key, line) in enumerate(zip(rows.column("external_id"), rows.lines, strict=True)):
-        if rows.ok[index]:
-            seen[key] = line
+            connection, AccountRef(external_id=value, name=value), now=context.now),
+            known=context.accounts.known)
+    context.seen.update(zip(keys.filter(rows.ok).to_list(), rows.column("_line").filter(rows.ok).to_list(),
+                            strict=True))
     prepared = frame.with_columns(**columns)
     first_stage = context.stages.first_stage()
     if first_stage is None:
-        stages = prepared.get_column("stage").to_list() if "stage" in prepared.columns else [None] * frame.height
-        for index, stage in enumerate(stages):
-            if rows.ok[index] and stage is None:
-                rows.reject(index, "stage", "", NO_STAGE)
-    for error in sorted(rows.errors, key=lambda error: error.line):
-        sink.add(error)
-    accepted = prepared.filter(pl.Series(rows.ok, dtype=pl.Boolean))
+        stages = prepared.get_column("stage") if "stage" in prepared.columns else pl.Series([None] * frame.height,
+                                                                                           dtype=pl.String)
+        rows.reject(stages.is_null(), "stage", pl.Series([""] * frame.height), NO_STAGE)
+    rows.report(sink)
+    accepted = prepared.filter(rows.ok)
     if accepted.is_empty():
         return
     records = _records(context, accepted, first_stage)
@@ -100,51 +115,70 @@ def load_new_opportunities(connection: Connection, context: LoadContext, frame: 
         _opening(connection, context, records)
 
 
+def _by_value(column: pl.Series, table: pl.DataFrame) -> pl.DataFrame:
+    """The columns of `table` (keyed by its first column, named like `column`) for each cell of `column`,
+    nulls matching nulls."""
+    return column.to_frame().join(table, on=column.name, how="left", nulls_equal=True, maintain_order="left")
+
+
 def _currency(context: LoadContext, rows: _Rows) -> pl.Series:
     corporate = context.corporate_currency
-    codes: list[str | None] = []
-    for index, given in enumerate(rows.column("currency")):
-        code = (given or corporate).strip().upper()
-        codes.append(code)
-        if rows.ok[index] and code not in context.currencies:
-            rows.reject(index, "currency", given, f"unknown currency {code!r}: no rate to convert it")
-    return pl.Series("currency", codes, dtype=pl.String)
+    given = rows.column("currency")
+    table: dict[str, list[Any]] = {"currency": [], "code": [], "reason": []}
+    for value in given.unique(maintain_order=True).to_list():
+        code = (value or corporate).strip().upper()
+        table["currency"].append(value)
+        table["code"].append(code)
+        table["reason"].append(None if code in context.currencies else
+                               f"unknown currency {code!r}: no rate to convert it")
+    looked = _by_value(given, pl.DataFrame(table, schema={"currency": given.dtype, "code": pl.String,
+                                                          "reason": pl.String}))
+    reasons = looked.get_column("reason")
+    rows.reject(reasons.is_not_null(), "currency", given, reasons)
+    return looked.get_column("code").alias("currency")
 
 
 def _stages(connection: Connection, context: LoadContext, rows: _Rows) -> dict[str, pl.Series]:
     """Stage keys and statuses (a row's own status first, else the one its stage value means)."""
     frame = rows.frame
-    probabilities = rows.column("_stage_probability") if "_stage_probability" in frame.columns else None
-    orders = rows.column("_stage_order") if "_stage_order" in frame.columns else None
-    targets: dict[Any, StageTarget] = {}
-    failures: dict[Any, str] = {}
-    for index, value in rows.first_seen("stage"):
+    extra = [name for name in ("_stage_probability", "_stage_order") if name in frame.columns]
+    table: dict[str, list[Any]] = {"stage": [], "_key": [], "_status": [], "_reason": []}
+    for values in rows.first_seen("stage", *extra).iter_rows(named=True):
+        value = values["stage"]
+        target: StageTarget | None = None
+        reason: str | None = None
         try:
-            targets[value] = context.stages.resolve(
-                connection, str(value or ""), probability=probabilities[index] if probabilities else None,
-                order=orders[index] if orders else None,
-            )
+            target = context.stages.resolve(connection, str(value or ""), probability=values.get("_stage_probability"),
+                                            order=values.get("_stage_order"))
         except ValueError as exc:
-            failures[value] = str(exc)
-    keys: list[str | None] = []
-    statuses = rows.column("status") if "status" in frame.columns else [None] * frame.height
-    for index, value in enumerate(rows.column("stage")):
-        target = targets.get(value)
-        if rows.ok[index] and target is None:
-            rows.reject(index, "stage", value, failures[value])
-        keys.append(target.stage if target is not None else None)
-        if statuses[index] is None and target is not None and target.status is not None:
-            statuses[index] = target.status.value
-    return {"stage": pl.Series("stage", keys, dtype=pl.String), "status": pl.Series("status", statuses,
-                                                                                     dtype=pl.String)}
+            reason = str(exc)
+        table["stage"].append(value)
+        table["_key"].append(target.stage if target is not None else None)
+        table["_status"].append(target.status.value if target is not None and target.status is not None else None)
+        table["_reason"].append(reason)
+    stages = rows.column("stage")
+    looked = _by_value(stages, pl.DataFrame(table, schema={"stage": stages.dtype, "_key": pl.String,
+                                                           "_status": pl.String, "_reason": pl.String}))
+    reasons = looked.get_column("_reason")
+    rows.reject(reasons.is_not_null(), "stage", stages, reasons)
+    status = looked.get_column("_status")
+    if "status" in frame.columns:
+        status = frame.get_column("status").fill_null(status)
+    return {"stage": looked.get_column("_key").alias("stage"), "status": status.alias("status")}
 
 
-def _references(rows: _Rows, name: str, resolve: Any) -> pl.Series:
-    ids: dict[Any, int | None] = {None: None}
-    for _, value in rows.first_seen(name):
-        if value is not None:
-            ids[value] = resolve(value)
-    return rows.frame.get_column(name).replace_strict(ids, default=None, return_dtype=pl.Int64)
+def _references(rows: _Rows, name: str, resolve: Callable[[str], int | None],
+                known: Callable[[list[str]], list[int | None]] | None = None) -> pl.Series:
+    """The ids the values of a reference column resolve to, resolved in the order they first appear
+    (`known` answers, without side effects, for the values already stored)."""
+    values = rows.first_seen(name).get_column(name).drop_nulls().to_list()
+    ids: list[int | None] = known(values) if known is not None else [None] * len(values)
+    for index, value in enumerate(values):
+        if ids[index] is None:
+            ids[index] = resolve(value)
+    column = rows.column(name)
+    table = pl.DataFrame({name: values, "_id": ids}, schema={name: column.dtype, "_id": pl.Int64})
+    return _by_value(column, table).get_column("_id")
 
 
 def _records(context: LoadContext, frame: pl.DataFrame, first_stage: str | None) -> pl.DataFrame:
@@ -162,10 +196,7 @@ def _records(context: LoadContext, frame: pl.DataFrame, first_stage: str | None)
     created = pl.coalesce(given("created_at", pl.Datetime("us")), midnight, pl.lit(now, pl.Datetime("us")))
     keys = frame.select(stage.unique()).to_series().to_list()
     defaults = {key: stages.default_category(key) for key in keys if key is not None}
-    amounts = None
-    if "amount" in frame.columns:
-        amounts = pl.Series("amount", [None if value is None else round_cents(value) for value in col("amount")],
-                            dtype=pl.Float64)
+    amounts = round_cents_column(col("amount")).alias("amount") if "amount" in frame.columns else None
     records = frame.select(
         source=pl.lit(context.source),
         external_id=pl.col("external_id"),

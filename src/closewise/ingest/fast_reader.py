@@ -54,25 +54,29 @@ def read_canonical_csv(path: Path, columns: list[str], delimiter: str) -> pl.Dat
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, pl.Int64).alias(LINE)) if path.stat().st_size == len(header) else None
     cells = [pl.col(name) for name in columns]
-    breaks = pl.sum_horizontal(cell.str.count_matches("\n", literal=True) for cell in cells)
+    # Totals over the whole frame: a row re-serialised is `"` + its cells (each `"` doubled) joined by
+    # `"<delimiter>"` + `"`, so its size is the cells' bytes, their quotes once more and the fixed framing.
     stats = frame.select(
         nulls=pl.sum_horizontal(cell.null_count() for cell in cells),
-        size=pl.concat_str([cell.str.replace_all('"', '""', literal=True) for cell in cells],
-                           separator=f'"{delimiter}"').str.len_bytes().sum() + 2 * pl.len(),
-        quotes=pl.sum_horizontal(cell.str.count_matches('"', literal=True).sum() for cell in cells) * 2
-        + 2 * len(columns) * pl.len(),
-        breaks=breaks.sum(),
+        text=pl.sum_horizontal(cell.str.len_bytes().cast(pl.Int64).sum() for cell in cells),
+        quoted=pl.sum_horizontal(cell.str.count_matches('"', literal=True).cast(pl.Int64).sum() for cell in cells),
+        breaks=pl.sum_horizontal(cell.str.count_matches("\n", literal=True).cast(pl.Int64).sum() for cell in cells),
     ).row(0, named=True)
     rows = frame.height
-    expected_size = len(header) + stats["size"] + rows * len(ending)
+    framing = 2 + (len(columns) - 1) * (2 + len(delimiter.encode("utf-8")))
+    expected_size = len(header) + stats["text"] + stats["quoted"] + rows * (framing + len(ending))
     expected_lines = 1 + stats["breaks"] + rows
     size = path.stat().st_size
     whole = size == expected_size and newlines == expected_lines
     # The last row may lack its line ending.
     unended = size == expected_size - len(ending) and newlines == expected_lines - 1
-    if stats["nulls"] or quotes != header.count(b'"') + stats["quotes"] or not (whole or unended):
+    expected_quotes = header.count(b'"') + 2 * stats["quoted"] + 2 * len(columns) * rows
+    if stats["nulls"] or quotes != expected_quotes or not (whole or unended):
         return None
     if ending == b"\r\n" and frame.select(pl.any_horizontal(cell.str.ends_with("\r") for cell in cells).any()).item():
         return None  # a field ending in CR next to a CRLF line end: leave the ambiguity to the reader
+    if not stats["breaks"]:
+        return frame.with_columns(pl.int_range(2, rows + 2, dtype=pl.Int64).alias(LINE))
+    breaks = pl.sum_horizontal(cell.str.count_matches("\n", literal=True) for cell in cells)
     span = (breaks + 1).cast(pl.Int64)
     return frame.with_columns((span.cum_sum() - span + 2).alias(LINE))

@@ -20,11 +20,12 @@ from sqlalchemy.engine import Engine
 from closewise.domain.enums import ChangeField
 from closewise.errors import InvalidInput
 from closewise.ingest.canonical import converter
+from closewise.ingest.context import LoadContext
 from closewise.ingest.fields import ENTITIES, Kind
 from closewise.ingest.history_load import load_history
 from closewise.ingest.mapping import Mapping
-from closewise.ingest.opportunities import LoadContext, load_opportunity_batch
-from closewise.ingest.readers import BadRow, SourceRow, TableRow, open_table
+from closewise.ingest.opportunities import load_opportunity_batch
+from closewise.ingest.readers import BadRow, SourceRow, TableReader, TableRow, open_table
 from closewise.ingest.report import EntityCounts, ErrorSink, ImportReport, RowError
 from closewise.ingest.session import BATCH, ImportSession, batched
 from closewise.ingest.values import DateFormat, infer_date_format
@@ -122,12 +123,20 @@ def records(reader: Iterator[TableRow], sink: ErrorSink, counts: EntityCounts, p
         yield converted
 
 
+@dataclass
+class PlannedTable:
+    """An open table with its fields planned: the reader, how each field is read, and every row (the rows
+    sampled to plan the fields first)."""
+
+    table: TableReader
+    plans: list[FieldPlan]
+    rows: Iterator[TableRow]
+
+
 @contextmanager
-def mapped_rows(
-    path: Path, mapping: Mapping, *, counts: EntityCounts, sink: ErrorSink, notes: list[str],
-    post: Callable[[dict[str, Any], SourceRow], dict[str, Any] | RowError | None] | None = None,
-) -> Iterator[Iterator[dict[str, Any]]]:
-    """Open a table and stream its canonical rows under `mapping` (date formats inferred and noted)."""
+def planned_table(path: Path, mapping: Mapping, *, notes: list[str]) -> Iterator[PlannedTable]:
+    """Open a table and plan its fields under `mapping` from its first rows (date formats inferred and, like
+    an encoding other than UTF-8, noted)."""
     with open_table(path) as table:
         mapping.check_columns(table.columns, file=path.name)
         stream = iter(table)
@@ -137,7 +146,17 @@ def mapped_rows(
         notes.extend(f"{path.name}: {note}" for note in inferred)
         if table.encoding and table.encoding not in ("utf-8", "utf-8-sig"):
             notes.append(f"{path.name}: read as {table.encoding}")
-        yield records(chain(sample_rows, stream), sink, counts, plans, mapping.custom, path.name, post)
+        yield PlannedTable(table, plans, chain(sample_rows, stream))
+
+
+@contextmanager
+def mapped_rows(
+    path: Path, mapping: Mapping, *, counts: EntityCounts, sink: ErrorSink, notes: list[str],
+    post: Callable[[dict[str, Any], SourceRow], dict[str, Any] | RowError | None] | None = None,
+) -> Iterator[Iterator[dict[str, Any]]]:
+    """Open a table and stream its canonical rows under `mapping` (see `planned_table`)."""
+    with planned_table(path, mapping, notes=notes) as planned:
+        yield records(planned.rows, sink, counts, planned.plans, mapping.custom, path.name, post)
 
 
 def count_lines(path: Path) -> int:
@@ -166,26 +185,19 @@ def _run(session: ImportSession, path: Path, mapping: Mapping, progress: Progres
     entity = mapping.entity
     counts, sink = session.entity(entity)
     total = count_lines(path)
-    with open_table(path) as table:
-        mapping.check_columns(table.columns, file=path.name)
-        stream = iter(table)
-        sample_rows = list(islice(stream, INFERENCE_SAMPLE))
-        sample = [row for row in sample_rows if isinstance(row, SourceRow)]
-        plans, notes = plan_fields(mapping, table.columns, sample)
-        session.report.notes.extend(notes)
-        if table.encoding:
-            session.report.notes.append(f"{path.name}: {table.encoding}, delimiter {table.delimiter!r}")
-        rows = records(chain(sample_rows, stream), sink, counts, plans, mapping.custom, path.name)
+    with planned_table(path, mapping, notes=session.report.notes) as planned:
+        if planned.table.encoding:
+            session.report.notes.append(f"{path.name}: {planned.table.encoding}, delimiter "
+                                        f"{planned.table.delimiter!r}")
+        rows = records(planned.rows, sink, counts, planned.plans, mapping.custom, path.name)
         if entity == "opportunity_changes":
             _load_changes(session, rows, mapping, counts, sink)
             return
         context = session.load_context(stage_mapping=mapping.stages, create_stages=mapping.stages is None)
         loader = _loader(entity)
-        done = 0
         for batch in batched(rows, BATCH):
             with session.engine.begin() as connection:
                 loader(connection, context, batch, counts, sink, notes=session.report.notes)
-            done += len(batch)
             if progress is not None:
                 progress(f"{entity}", counts.read, max(total, counts.read))
         if context.stages.created:

@@ -19,9 +19,9 @@ from sqlalchemy.engine import Connection, Engine
 from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.enums import ChangeSource, OpportunityStatus
-from closewise.domain.money import round_cents_expr
+from closewise.ingest.context import LoadContext
+from closewise.ingest.fast_convert import round_cents_column
 from closewise.ingest.history import derive_changes, missing_changes
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.report import EntityCounts, ErrorSink, RowError
 
 # Opportunities per bucket (and transaction), about.
@@ -78,19 +78,22 @@ def load_history(
         lazy = lazy.with_columns(bucket_of(buckets))
     stored = current.rename({"id": "opportunity_id"})
     written = contributing = 0
-    for bucket in range(buckets):
-        chunk = (lazy.filter(pl.col("_bucket") == bucket)
-                 .join(keys.lazy(), on="opportunity", how="inner", maintain_order="left")
-                 .drop("opportunity", "_file", "_line", "_bucket").collect())
-        if chunk.height:
-            with engine.begin() as connection:
-                new = _load_chunk(connection, context, chunk, fields, stored)
-            written += new.height
-            # A history row added something when a new change row carries its opportunity and time.
-            contributing += chunk.join(new.select("opportunity_id", "changed_at").unique(),
-                                       on=["opportunity_id", "changed_at"], how="semi").height
-        if progress is not None:
-            progress(bucket + 1, buckets)
+    # Changes are looked up by opportunity while loading; the index by time is built at the end.
+    with queries.plain_indexes_deferred(engine, table=tables.opportunity_changes, rows=total,
+                                        keep=["ix_opportunity_changes_opportunity_id"]):
+        for bucket in range(buckets):
+            chunk = (lazy.filter(pl.col("_bucket") == bucket)
+                     .join(keys.lazy(), on="opportunity", how="inner", maintain_order="left")
+                     .drop("opportunity", "_file", "_line", "_bucket").collect())
+            if chunk.height:
+                with engine.begin() as connection:
+                    new = _load_chunk(connection, context, chunk, fields, stored)
+                written += new.height
+                # A history row added something when a new change row carries its opportunity and time.
+                contributing += chunk.join(new.select("opportunity_id", "changed_at").unique(),
+                                           on=["opportunity_id", "changed_at"], how="semi").height
+            if progress is not None:
+                progress(bucket + 1, buckets)
     counts.inserted += contributing
     counts.unchanged += total - (counts.rejected - rejected_before) - contributing
     return written
@@ -128,8 +131,9 @@ def _load_chunk(
     covered = [*fields, "status"] if "stage" in fields and "status" not in fields else list(fields)
     chunk = chunk.sort(["opportunity_id", "changed_at"], maintain_order=True).with_columns(
         pl.col("stage").forward_fill().backward_fill().over("opportunity_id") if "stage" in covered else pl.lit(None),
-        round_cents_expr(pl.col("amount")) if "amount" in covered else pl.lit(None),
     ).select("opportunity_id", "changed_at", *covered)
+    if "amount" in covered:
+        chunk = chunk.with_columns(round_cents_column(chunk.get_column("amount")))
     last = chunk.group_by("opportunity_id", maintain_order=True).agg(
         pl.col("changed_at").max().alias("changed_at"),
         *([pl.col("stage").last().alias("last_stage")] if "stage" in covered else []),

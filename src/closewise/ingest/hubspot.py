@@ -30,13 +30,14 @@ from sqlalchemy.engine import Engine
 from closewise.domain.enums import ChangeField
 from closewise.errors import InvalidInput
 from closewise.ingest.archive import extract_zip
+from closewise.ingest.context import LoadContext
 from closewise.ingest.entities import load_lead_batch
 from closewise.ingest.generic import INFERENCE_SAMPLE, FieldPlan, convert_row, count_lines, plan_fields, records
 from closewise.ingest.history_load import load_history
 from closewise.ingest.hubspot_contacts import ContactPreset, contact_preset, is_contact_file
 from closewise.ingest.hubspot_deals import SOURCE, DealPreset, deal_preset, is_deal_file, stage_probabilities
 from closewise.ingest.mapping import Mapping
-from closewise.ingest.opportunities import LoadContext, load_opportunity_batch
+from closewise.ingest.opportunities import load_opportunity_batch
 from closewise.ingest.readers import SourceRow, TableRow, open_table
 from closewise.ingest.report import ImportReport, RowError
 from closewise.ingest.session import BATCH, ImportSession, batched
@@ -74,23 +75,31 @@ def import_hubspot_export(engine: Engine, path: Path, *, errors_dir: Path,
     return session.finish()
 
 
-def _tables(folder: Path) -> list[Path]:
-    return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in SUFFIXES
-            and not p.name.startswith((".", "~$")) and "__MACOSX" not in p.parts]
+def _tables(folder: Path, where: Path) -> list[Path]:
+    """The table files of a folder; two of the same name (two exports in one folder) are refused, naming both."""
+    found = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in SUFFIXES
+             and not p.name.startswith((".", "~$")) and "__MACOSX" not in p.parts]
+    by_name: dict[str, Path] = {}
+    for path in found:
+        first = by_name.setdefault(path.name.lower(), path)
+        if first is not path:
+            raise InvalidInput(f"{first.relative_to(folder)} and {path.relative_to(folder)} are the same export file "
+                               "found twice (two exports in one place?); import one export at a time", where=str(where))
+    return found
 
 
 @contextmanager
 def export_files(path: Path) -> Iterator[list[Path]]:
     """The table files of a file, folder or zip (a zip is extracted to a temporary folder while in use)."""
     if path.is_dir():
-        yield _tables(path)
+        yield _tables(path, path)
         return
     if path.suffix.lower() in SUFFIXES or not zipfile.is_zipfile(path):
         yield [path]
         return
     with TemporaryDirectory(prefix="closewise-hubspot-") as temporary:
         extract_zip(path, Path(temporary), wanted=lambda name: name.suffix.lower() in SUFFIXES)
-        yield _tables(Path(temporary))
+        yield _tables(Path(temporary), path)
 
 
 def _run(session: ImportSession, files: list[Path], progress: Progress | None) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.enums import LeadStatus, RecycleReason
+from closewise.ingest.context import LoadContext
 from closewise.ingest.loadkit import (
     BadValue,
     Prepared,
@@ -37,7 +38,6 @@ from closewise.ingest.loadkit import (
     upsert_keyed,
     user_id,
 )
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.report import EntityCounts, ErrorSink
 
 TEXT_FIELDS = ("name", "email", "company", "lead_source", "campaign", "country", "timezone")

@@ -23,7 +23,7 @@ from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.money import round_cents
 from closewise.domain.timeutil import as_utc, start_of_day
-from closewise.ingest.opportunities import LoadContext
+from closewise.ingest.context import LoadContext
 from closewise.ingest.refs import AccountRef, UserRef
 from closewise.ingest.report import EntityCounts, ErrorSink, RowError
 from closewise.ingest.values import parse_amount, parse_bool

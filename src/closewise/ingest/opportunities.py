@@ -14,8 +14,7 @@ history for some fields (`history_fields`), those fields' changes come from the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -25,9 +24,11 @@ from closewise.db import tables
 from closewise.domain.changes import encode
 from closewise.domain.enums import ChangeField, ChangeSource, ForecastCategory, OpportunityStatus
 from closewise.domain.money import round_cents
-from closewise.domain.timeutil import as_utc
-from closewise.ingest.refs import AccountDirectory, AccountRef, StageBook, UserDirectory, UserRef
-from closewise.ingest.report import EntityCounts, ErrorSink, RowError
+from closewise.domain.timeutil import as_utc, start_of_day
+from closewise.ingest.context import LoadContext
+from closewise.ingest.loadkit import reject
+from closewise.ingest.refs import AccountRef, UserRef
+from closewise.ingest.report import EntityCounts, ErrorSink
 
 # Canonical field -> the change-log field it feeds.
 TRACKED: dict[str, ChangeField] = {
@@ -50,25 +51,6 @@ CLOSED_CATEGORY = {
 }
 
 
-@dataclass
-class LoadContext:
-    """What every batch of one import shares."""
-
-    source: str
-    now: datetime
-    run_id: int
-    users: UserDirectory
-    accounts: AccountDirectory
-    stages: StageBook
-    currencies: set[str]
-    corporate_currency: str
-    history_fields: frozenset[ChangeField] = frozenset()
-    seen: dict[str, int] = field(default_factory=dict)
-    # External ids of this source's opportunities already stored when the import started (None: unknown,
-    # look every row up); rows whose id is not in it are new and need no look-up.
-    stored_opportunities: set[str] | None = None
-
-
 def _same(old: Any, new: Any) -> bool:
     if isinstance(old, datetime) and isinstance(new, datetime):
         return as_utc(old) == as_utc(new)
@@ -79,26 +61,17 @@ def _same(old: Any, new: Any) -> bool:
     return bool(old == new)
 
 
-def _at_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _reject(sink: ErrorSink, row: dict[str, Any], column: str, value: Any, reason: str) -> None:
-    sink.add(RowError(str(row.get("_file", "")), int(row.get("_line", 0)), column, "" if value is None else str(value),
-                      reason))
-
-
 def _prepare(
     connection: Connection, context: LoadContext, row: dict[str, Any], sink: ErrorSink
 ) -> dict[str, Any] | None:
     """Resolve references and validate one row; None when it is rejected (already reported)."""
     external_id = str(row.get("external_id") or "").strip()
     if not external_id:
-        _reject(sink, row, "external_id", "", "the record has no id")
+        reject(sink, row, "external_id", "", "the record has no id")
         return None
     line = int(row.get("_line", 0))
     if external_id in context.seen:
-        _reject(sink, row, "external_id", external_id, f"duplicate id (first seen on line {context.seen[external_id]})")
+        reject(sink, row, "external_id", external_id, f"duplicate id (first seen on line {context.seen[external_id]})")
         return None
     values: dict[str, Any] = {}
     for name in ("name", "amount", "close_date", "created_at", "closed_at", "probability", "next_step",
@@ -110,7 +83,7 @@ def _prepare(
     if "currency" in row:
         code = (row["currency"] or context.corporate_currency).strip().upper()
         if code not in context.currencies:
-            _reject(sink, row, "currency", row["currency"], f"unknown currency {code!r}: no rate to convert it")
+            reject(sink, row, "currency", row["currency"], f"unknown currency {code!r}: no rate to convert it")
             return None
         values["currency"] = code
     status = row.get("status")
@@ -121,7 +94,7 @@ def _prepare(
                 order=row.get("_stage_order"),
             )
         except ValueError as exc:
-            _reject(sink, row, "stage", row["stage"], str(exc))
+            reject(sink, row, "stage", row["stage"], str(exc))
             return None
         if target.stage is not None:
             values["stage"] = target.stage
@@ -155,10 +128,10 @@ def _new_record(context: LoadContext, values: dict[str, Any]) -> dict[str, Any]:
     created = values.get("created_at")
     close_date = values.get("close_date")
     if created is None:
-        created = _at_midnight(close_date) if close_date else context.now
+        created = start_of_day(close_date) if close_date else context.now
     closed_at = values.get("closed_at")
     if status != OpportunityStatus.OPEN.value and closed_at is None:
-        closed_at = _at_midnight(close_date) if close_date else created
+        closed_at = start_of_day(close_date) if close_date else created
     record = {name: values.get(name) for name in COMPARED if name in values}
     record.update(
         source=context.source, external_id=values["external_id"], name=values.get("name") or values["external_id"],
@@ -211,7 +184,7 @@ def load_opportunity_batch(
             try:
                 inserts.append(_new_record(context, values))
             except ValueError as exc:
-                _reject(sink, values["_row"], "stage", "", str(exc))
+                reject(sink, values["_row"], "stage", "", str(exc))
             continue
         changed = {name: values[name] for name in COMPARED if name in values and not _same(stored[name], values[name])}
         if not changed:

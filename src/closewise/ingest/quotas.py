@@ -16,6 +16,7 @@ from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.periods import FiscalCalendar
 from closewise.errors import InvalidInput
+from closewise.ingest.context import LoadContext
 from closewise.ingest.loadkit import (
     BadValue,
     Prepared,
@@ -28,7 +29,6 @@ from closewise.ingest.loadkit import (
     text,
     user_id,
 )
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.refs import UserRef
 from closewise.ingest.report import EntityCounts, ErrorSink
 from closewise.services.org import fiscal_calendar

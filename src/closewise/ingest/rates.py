@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.db.org_settings import read_settings, write_setting
+from closewise.ingest.context import LoadContext
 from closewise.ingest.loadkit import BadValue, Prepared, Row, boolean, changed_values, day, number, prepare_rows, text
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.report import EntityCounts, ErrorSink
 
 _CODE = re.compile(r"[A-Z]{3}")

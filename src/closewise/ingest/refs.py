@@ -95,6 +95,12 @@ class AccountDirectory:
             self._by_name.setdefault(name.strip().lower(), account_id)
         self.created = 0
 
+    def known(self, external_ids: list[str]) -> list[int | None]:
+        """The account stored under each external id of the source, or None (what `resolve` returns for a
+        reference by that id, without its side effects)."""
+        get = self._by_external.get
+        return [get(external_id) for external_id in external_ids]
+
     def resolve(self, connection: Connection, ref: AccountRef, *, now: datetime) -> int | None:
         if ref.is_empty():
             return None

@@ -21,7 +21,7 @@ from closewise.db import tables
 from closewise.db.org_settings import read_settings
 from closewise.domain.enums import ChangeField
 from closewise.domain.timeutil import utcnow
-from closewise.ingest.opportunities import LoadContext
+from closewise.ingest.context import LoadContext
 from closewise.ingest.refs import AccountDirectory, StageBook, StageTarget, UserDirectory
 from closewise.ingest.report import EntityCounts, ErrorSink, ImportReport
 
@@ -48,6 +48,7 @@ class ImportSession:
 
     def __post_init__(self) -> None:
         with self.engine.begin() as connection:
+            queries.restore_indexes(connection)  # an import killed while loading without them
             interrupted = queries.mark_interrupted_runs(connection, kind=self.kind, path=str(self.path))
             run_id = queries.start_import_run(connection, kind=self.kind, path=str(self.path), started_at=self.now)
         self.report = ImportReport(run_id=run_id)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from closewise.db import ingest as queries
 from closewise.db import tables
 from closewise.domain.enums import Role
+from closewise.ingest.context import LoadContext
 from closewise.ingest.loadkit import (
     BadValue,
     Prepared,
@@ -36,7 +37,6 @@ from closewise.ingest.loadkit import (
     summarise,
     text,
 )
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.refs import UserDirectory, UserRef
 from closewise.ingest.report import EntityCounts, ErrorSink
 

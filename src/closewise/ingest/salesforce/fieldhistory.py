@@ -17,8 +17,8 @@ from closewise.domain.changes import encode
 from closewise.domain.enums import ChangeField, ChangeSource
 from closewise.domain.timeutil import as_utc
 from closewise.ingest.canonical import clean_id
+from closewise.ingest.context import LoadContext
 from closewise.ingest.history import missing_changes
-from closewise.ingest.opportunities import LoadContext
 from closewise.ingest.readers import BadRow, SourceRow, open_table
 from closewise.ingest.refs import UserRef
 from closewise.ingest.report import EntityCounts, ErrorSink, RowError

@@ -26,13 +26,20 @@ def object_of(path: Path) -> str | None:
     return None
 
 
-def _scan(folder: Path) -> dict[str, Path]:
+def _scan(folder: Path, where: Path) -> dict[str, Path]:
+    """{object name: file} of a folder; two files of one object (two exports in one folder, or a CSV and
+    an XLSX of the same object) are refused, naming both."""
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix.lower() in (".csv", ".xlsx") and not path.name.startswith("."):
             name = object_of(path)
-            if name is not None:
-                found.setdefault(name, path)
+            if name is None:
+                continue
+            if name in found:
+                first, second = (str(p.relative_to(folder)) for p in (found[name], path))
+                raise InvalidInput(f"{first} and {second} are both {name} files (two exports in one place?); "
+                                   "import one export at a time", where=str(where))
+            found[name] = path
     return found
 
 
@@ -40,7 +47,7 @@ def _scan(folder: Path) -> dict[str, Path]:
 def export_files(path: Path) -> Iterator[dict[str, Path]]:
     """{object name: file} for a folder or a zip (extracted to a temporary folder while in use)."""
     if path.is_dir():
-        found = _scan(path)
+        found = _scan(path, path)
         if not found:
             raise InvalidInput("no Salesforce object files (Opportunity.csv, User.csv, ...) in this folder",
                                where=str(path))
@@ -51,7 +58,7 @@ def export_files(path: Path) -> Iterator[dict[str, Path]]:
     with TemporaryDirectory(prefix="closewise-sf-") as temporary:
         root = Path(temporary)
         extract_zip(path, root, wanted=lambda name: object_of(name) is not None)
-        found = _scan(root)
+        found = _scan(root, path)
         if not found:
             raise InvalidInput("no Salesforce object files (Opportunity.csv, User.csv, ...) in this zip",
                                where=str(path))

@@ -20,10 +20,11 @@ from sqlalchemy.engine import Engine
 from closewise.db.org_settings import write_setting
 from closewise.domain.enums import ChangeField
 from closewise.ingest import entities
+from closewise.ingest.context import LoadContext
 from closewise.ingest.fastpath import load_opportunity_file
 from closewise.ingest.generic import count_lines, mapped_rows
 from closewise.ingest.history_load import CHUNK, bucket_of, load_history
-from closewise.ingest.opportunities import LoadContext, load_opportunity_batch
+from closewise.ingest.opportunities import load_opportunity_batch
 from closewise.ingest.readers import SourceRow, open_table
 from closewise.ingest.report import ImportReport
 from closewise.ingest.salesforce import presets
@@ -69,15 +70,14 @@ def _columns(path: Path) -> list[str]:
 
 def _run(session: ImportSession, files: dict[str, Path], progress: Progress | None) -> None:
     _fiscal_calendar(session, files)
-    base = session.load_context()
-    for obj in ("CurrencyType", "DatedConversionRate"):
-        if obj in files:
-            _load_object(session, base, obj, files[obj], progress)
-    roles = _roles(files["UserRole"]) if "UserRole" in files else {}
     history = frozenset(ChangeField(f) for f in [*HISTORY_FIELDS, "status"]) if "OpportunityHistory" in files \
         else frozenset()
-    # A fresh context after currencies so the new codes are known to opportunity rows.
     context = session.load_context(history_fields=history)
+    # The rate loader adds the codes it loads (and the corporate currency) to the context.
+    for obj in ("CurrencyType", "DatedConversionRate"):
+        if obj in files:
+            _load_object(session, context, obj, files[obj], progress)
+    roles = _roles(files["UserRole"]) if "UserRole" in files else {}
     hooks: dict[str, presets.Hook] = {
         "User": presets.user_hook(roles), "Contact": presets.person_hook, "Lead": presets.person_hook,
         "Opportunity": presets.opportunity_hook, "Task": presets.activity_hook("Task"),
