@@ -13,12 +13,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from closewise.domain.scope import Action
-from closewise.domain.timeutil import parse_as_of
+from closewise.domain.timeutil import as_utc, parse_as_of
 from closewise.services import leads as service
 from closewise.web.deps import ApiUser, EngineDep, require
+
+# Frames hold naive UTC datetimes; the API writes them with their offset, as RFC 3339 (OpenAPI `date-time`) asks.
+Moment = Annotated[datetime, BeforeValidator(lambda value: as_utc(value) if isinstance(value, datetime) else value)]
 
 router = APIRouter(tags=["leads"])
 
@@ -79,9 +82,9 @@ class LeadItem(BaseModel):
     owner_id: int | None
     owner: str | None = Field(description="The owner's name.")
     status: LeadStatusName
-    created_at: datetime
-    first_touch_at: datetime | None = Field(description="The first touch (from the lead or its activities).")
-    due_at: datetime | None = Field(default=None, description="When the SLA's working time runs out.")
+    created_at: Moment
+    first_touch_at: Moment | None = Field(description="The first touch (from the lead or its activities).")
+    due_at: Moment | None = Field(default=None, description="When the SLA's working time runs out.")
     state: Literal["met", "late", "overdue", "pending"] | None = Field(default=None, description="SLA state.")
     zone: str | None = Field(default=None, description="The time zone the lead's business hours are counted in.")
     business_minutes: float | None = Field(default=None, description="Working minutes to the first touch "
@@ -142,7 +145,7 @@ class Escalation(BaseModel):
 
 
 class Sla(BaseModel):
-    as_of: datetime
+    as_of: Moment
     days: int | None = Field(description="The window: leads created in the last `days` days (null: all).")
     policy: Policy
     summary: SlaStats
@@ -166,7 +169,7 @@ class Bucket(BaseModel):
 
 
 class ResponseEffect(BaseModel):
-    as_of: datetime
+    as_of: Moment
     min_age_days: int
     leads: int
     buckets: list[Bucket]
@@ -188,7 +191,7 @@ class Quality(Stage):
 class NurtureLead(LeadItem):
     reason: Reason | None
     re_engage_at: date | None
-    rejected_at: datetime | None
+    rejected_at: Moment | None
     recycled_count: int
     days_left: int | None = None
     due: bool | None = None
@@ -224,7 +227,7 @@ class Recycle(BaseModel):
 class Event(BaseModel):
     kind: str = Field(description="created, assigned, first_touch, accepted, rejected, recycled, returned, "
                                   "converted.")
-    occurred_at: datetime
+    occurred_at: Moment
     owner_id: int | None
     user_id: int | None
     user: str | None = Field(description="Who did it (events made in the app).")
@@ -236,12 +239,12 @@ class Event(BaseModel):
 class LeadDetail(LeadItem):
     country: str | None
     timezone: str | None
-    accepted_at: datetime | None
-    rejected_at: datetime | None
+    accepted_at: Moment | None
+    rejected_at: Moment | None
     reason: Reason | None
     re_engage_at: date | None
     recycled_count: int
-    converted_at: datetime | None
+    converted_at: Moment | None
     converted_opportunity_id: int | None
     events: list[Event]
 
