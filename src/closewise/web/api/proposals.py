@@ -187,7 +187,8 @@ def prospecting(engine: EngineDep, user: ApiUser,
     return service.prospecting_plan(engine, scope=user.scope, limit=limit)
 
 
-@router.post("/prospecting/cadences", status_code=201, responses=_WRITE)
+@router.post("/prospecting/cadences", status_code=201,
+             responses={**_WRITE, 409: {"description": "a cadence with that name already exists"}})
 def add_cadence(body: CadenceIn, engine: EngineDep, user: ApiUser) -> dict[str, Any]:
     require(user, Action.MANAGE_SETTINGS)
     return service.add_cadence(engine, scope=user.scope, name=body.name,
