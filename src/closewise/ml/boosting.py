@@ -25,6 +25,7 @@ How, in `fit(x, y, groups=, time=)`:
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol
 
 import lightgbm as lgb
@@ -36,6 +37,11 @@ from closewise.ml.calibration import Method, ScoreCalibrator
 from closewise.ml.design import FeatureEncoder, as_frame, binary_target
 
 _MIN_CALIBRATION_CLASS = 10
+
+# LightGBM's native code is not safe to enter from two Python threads at once (its shared predictor and booster
+# set-up races; a CI worker died of it while a forecast trained its win model in a thread beside the timing
+# model). Every call into it goes through this lock; training is single-threaded anyway, so little is lost.
+_NATIVE = threading.Lock()
 
 
 class Fallback(Protocol):
@@ -121,7 +127,7 @@ class CalibratedBoosting:
         if _enough(target[cal_rows]) and _enough(target[fit_rows]):
             early = self._train(matrix[fit_rows], target[fit_rows], seed)
             self.calibrator_ = ScoreCalibrator(self.calibration).fit(
-                np.asarray(early.predict(matrix[cal_rows], raw_score=True), dtype=np.float64), target[cal_rows]
+                _predict(early, matrix[cal_rows], raw_score=True), target[cal_rows]
             )
             self.booster_ = self._train(matrix, target, seed) if self.refit else early
         else:
@@ -133,7 +139,7 @@ class CalibratedBoosting:
         frame = self._checked(x)
         if self.booster_ is None:
             return self.fallback_.predict_proba(frame)
-        raw = np.asarray(self.booster_.predict(self.encoder_.transform(frame), raw_score=True), dtype=np.float64)
+        raw = _predict(self.booster_, self.encoder_.transform(frame), raw_score=True)
         p = self.calibrator_.transform(raw) if self.calibrator_ is not None else 1.0 / (1.0 + np.exp(-raw))
         p = np.asarray(p, dtype=np.float64)
         return np.column_stack([1.0 - p, p])
@@ -143,7 +149,7 @@ class CalibratedBoosting:
         frame = self._checked(x)
         if self.booster_ is None:
             return self.fallback_.contributions(frame)
-        values = np.asarray(self.booster_.predict(self.encoder_.transform(frame), pred_contrib=True))
+        values = _predict(self.booster_, self.encoder_.transform(frame), pred_contrib=True)
         return values[:, :-1], values[:, -1], list(self.feature_names_in_)
 
     # --- internals ---
@@ -177,14 +183,20 @@ class CalibratedBoosting:
             "num_threads": 1,
             "verbosity": -1,
         }
-        data = lgb.Dataset(
-            matrix,
-            label=target,
-            categorical_feature=self.encoder_.categorical_indices,
-            free_raw_data=False,
-            params={"verbosity": -1, "max_bin": self.max_bin},
-        )
-        return lgb.train(params, data, num_boost_round=self.n_estimators)
+        with _NATIVE:
+            data = lgb.Dataset(
+                matrix,
+                label=target,
+                categorical_feature=self.encoder_.categorical_indices,
+                free_raw_data=False,
+                params={"verbosity": -1, "max_bin": self.max_bin},
+            )
+            return lgb.train(params, data, num_boost_round=self.n_estimators)
+
+
+def _predict(booster: lgb.Booster, matrix: np.ndarray, **kind: bool) -> np.ndarray:
+    with _NATIVE:
+        return np.asarray(booster.predict(matrix, **kind), dtype=np.float64)
 
 
 def _class_counts(target: np.ndarray, groups: np.ndarray | None) -> tuple[int, int]:
