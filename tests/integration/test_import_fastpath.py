@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from closewise.db import tables
@@ -201,3 +201,136 @@ def test_a_canonical_export_is_read_by_polars(tmp_path: Path, monkeypatch: pytes
     assert used == [True]
     slow = _run(tmp_path / "export", tmp_path, fast=False, monkeypatch=monkeypatch)
     assert fast == slow and fast["counts"]["inserted"] == 12
+
+
+# --- OpportunityHistory read by Polars (ingest/history_read.py) --------------------------------------------
+
+HISTORY_HEADER = ["Id", "OpportunityId", "CreatedDate", "StageName", "Amount", "CloseDate", "Probability",
+                  "ForecastCategory", "IsDeleted"]
+HISTORY_CELLS: dict[str, list[str]] = {
+    "Id": ["008A", "008B", ""],
+    "OpportunityId": ["006A", "006B", "006C", "006Z", "", "000000000000000AAA", " 006A "],
+    "CreatedDate": ["2024-01-10 09:00:00", "2024-01-12 10:00:00", "2024-02-01 00:00:00", "2024-01-10",
+                    "2024-02-30 10:00:00", "", "01/15/24 3:04 PM", "2024-01-10T09:00:00.000+0000"],
+    "StageName": ["Prospecting", "Negotiation", "Closed Won", "Closed Lost", "", "Stage 9"],
+    "Amount": ["1000", "2500.5", "", "$1,234.56", "12k", "0.125", " 7 "],
+    "CloseDate": ["2024-03-15 00:00:00", "2024-06-30", "", "2024-02-30 00:00:00", "03/15/24"],
+    "Probability": ["10", "60", "", "55%", "abc"],
+    "ForecastCategory": ["Pipeline", "Best Case", "Closed", "", "Unknown"],
+    "IsDeleted": ["0", "0", "1", "", "false", " 1 ", "maybe"],
+}
+
+
+def _history_row() -> st.SearchStrategy[list[str]]:
+    def cell(column: str) -> st.SearchStrategy[str]:
+        pool = st.sampled_from(HISTORY_CELLS[column][:2] * 60 + HISTORY_CELLS[column] * 2 + HOSTILE)
+        return st.integers(0, 29).flatmap(lambda draw: st.text(max_size=4) if draw == 0 else pool)
+
+    return st.tuples(*(cell(column) for column in HISTORY_HEADER)).map(list)
+
+
+def _history_export(folder: Path, rows: list[list[str]], *, encoding: str) -> None:
+    deals = [[key, "0", "001A", f"Deal {key}", stage, "1", "1000", "10", "2024-03-15 00:00:00", "", closed, won,
+              "Pipeline", "USD", "005A", "2024-01-10 09:00:00", "West"]
+             for key, stage, closed, won in (("006A", "Prospecting", "0", "0"), ("006B", "Closed Won", "1", "1"),
+                                             ("006C", "Closed Lost", "1", "0"), ("006D", "Negotiation", "0", "0"))]
+    _write_export(folder, deals, truncated=False, encoding="utf-8")
+    with (folder / "OpportunityHistory.csv").open("w", encoding=encoding, errors="replace", newline="") as handle:
+        csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows([HISTORY_HEADER, *rows])
+
+
+def _run_history(folder: Path, work: Path, *, polars: bool, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from closewise.ingest import history_read
+
+    class Declined(history_read.CanonicalBatches):
+        def __iter__(self) -> Iterator[Any]:
+            self.canonical = False
+            return iter(())
+
+    database = work / ("polars.db" if polars else "rows.db")
+    shutil.copy(_template(), database)
+    url = f"sqlite:///{database}"
+    read: list[bool] = []
+    original = history_read._spool_canonical
+
+    def spy(batches: history_read.CanonicalBatches, *args: Any, **kwargs: Any) -> int | None:
+        written = original(batches, *args, **kwargs)
+        read.append(written is not None)
+        return written
+
+    with monkeypatch.context() as patch:
+        patch.setattr(history_read, "_spool_canonical", spy)
+        if not polars:
+            # And the opportunities row by row too, which inserts closed deals without the history's stage hints
+            # (the history step then sets their stage): the end state must not show the difference.
+            patch.setattr(history_read, "CanonicalBatches", Declined)
+            patch.setattr(fastpath._Batch, "fast", property(lambda self: False))
+        engine = make_engine(url)
+        try:
+            report = import_salesforce_export(engine, folder, errors_dir=work / ("errors-p" if polars else "errors-r"))
+        finally:
+            engine.dispose()
+    counts = report.entities["opportunity_changes"].as_json()
+    errors: list[list[str]] = []
+    if counts.pop("errors_file"):
+        with Path(report.entities["opportunity_changes"].errors_file or "").open(encoding="utf-8") as handle:
+            errors = list(csv.reader(handle))[1:]  # in line order, as written
+    return {"counts": counts, "errors": errors, "notes": sorted(report.notes), "polars": read, **_snapshot(url)}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_history_row(), max_size=40), cp1252=st.booleans())
+def test_history_read_by_polars_loads_what_the_row_reader_loads(rows: list[list[str]], cp1252: bool,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same change log, counts and errors file (rows in the same order), whichever reader read the history,
+    and whether the closed deals were inserted with the stage the history hints at or updated afterwards."""
+    monkeypatch.setattr("closewise.ingest.history_read.SPOOL_ROWS", 7)
+    monkeypatch.setattr("closewise.ingest.fast_reader.BATCH_ROWS", 7)
+    with tempfile.TemporaryDirectory() as temporary:
+        work = Path(temporary)
+        _history_export(work / "export", rows, encoding="cp1252" if cp1252 else "utf-8")
+        by_rows = _run_history(work / "export", work, polars=False, monkeypatch=monkeypatch)
+        by_polars = _run_history(work / "export", work, polars=True, monkeypatch=monkeypatch)
+    assert by_rows.pop("polars") in ([], [False])
+    # Read by Polars unless the file is not canonical (Windows-1252 beyond ASCII, a field ending in CR...).
+    used = by_polars.pop("polars")
+    assert used in ([], [True], [False])
+    event(f"read by Polars: {used == [True]}, rows rejected: {bool(by_rows['errors'])}")
+    assert by_polars == by_rows
+
+
+def test_closed_deals_are_inserted_with_the_stage_their_history_reached(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the history's hints no closed deal needs its stage updated afterwards; without them (the per-row
+    path) the history step updates them, to the same end state."""
+    from closewise.db import bulk_write
+    from closewise.demo.salesforce_export import write_export
+
+    write_export(tmp_path / "export", opportunities=300, seed=5)
+    updated: list[int] = []
+    original = bulk_write.update_frame
+
+    def spy(connection: Any, *, table: Any, frame: Any) -> int:
+        updated.append(frame.height)
+        return int(original(connection, table=table, frame=frame))
+
+    monkeypatch.setattr(bulk_write, "update_frame", spy)
+    states = []
+    for fast in (True, False):
+        updated.clear()
+        database = tmp_path / f"{fast}.db"
+        shutil.copy(_template(), database)
+        with monkeypatch.context() as patch:
+            if not fast:
+                patch.setattr(fastpath._Batch, "fast", property(lambda self: False))
+            engine = make_engine(f"sqlite:///{database}")
+            import_salesforce_export(engine, tmp_path / "export", errors_dir=tmp_path / f"errors-{fast}")
+            engine.dispose()
+        states.append(_snapshot(f"sqlite:///{database}"))
+        # Hinted: nothing to fix. Row by row: the closed deals (inserted at the first stage) whose history went
+        # further are fixed, in one update.
+        if fast:
+            assert updated == []
+        else:
+            assert len(updated) == 1 and updated[0] > 50
+    assert states[0] == states[1]

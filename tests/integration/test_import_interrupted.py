@@ -41,10 +41,15 @@ def _state(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]
     return deals, changes, runs
 
 
-def _indexes(url: str) -> set[str]:
+def _upkeep(url: str) -> set[str]:
+    """The names of the indexes and foreign keys of the tables an import loads in bulk."""
     engine = make_engine(url)
+    inspector = sa.inspect(engine)
     names = {index["name"] for table in ("opportunities", "opportunity_changes")
-             for index in sa.inspect(engine).get_indexes(table)}
+             for index in inspector.get_indexes(table)}
+    if engine.dialect.name == "postgresql":  # SQLite keeps its foreign keys (and names none)
+        names |= {key["name"] for table in ("opportunities", "opportunity_changes")
+                  for key in inspector.get_foreign_keys(table)}
     engine.dispose()
     return {str(name) for name in names}
 
@@ -109,8 +114,12 @@ def test_killed_import_is_consistent_and_resumes(database_url: str, tmp_path: Pa
     clean_deals, clean_changes, _ = _state(clean_url)
     assert len(resumed_deals) == OPPORTUNITIES
     assert resumed_deals == clean_deals
-    # The indexes a bulk load on SQLite drops while it loads are there again.
-    assert {str(index.name) for table in (tables.opportunities, tables.opportunity_changes)
-            for index in table.indexes} <= _indexes(database_url)
+    # The indexes (and on PostgreSQL the foreign keys) a bulk load drops while it loads are there again.
+    expected = {str(index.name) for table in (tables.opportunities, tables.opportunity_changes)
+                for index in table.indexes}
+    if database_url.startswith("postgresql"):
+        expected |= {str(key.name) for table in (tables.opportunities, tables.opportunity_changes)
+                     for key in table.foreign_key_constraints}
+    assert expected <= _upkeep(database_url)
     normalise = [(*row[:4], row[4].replace(tzinfo=None)) for row in resumed_changes]  # type: ignore[union-attr]
     assert normalise == [(*row[:4], row[4].replace(tzinfo=None)) for row in clean_changes]  # type: ignore[union-attr]

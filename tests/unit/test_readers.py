@@ -350,7 +350,7 @@ def near_canonical(draw: st.DrawFn) -> bytes:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=near_canonical())
 def test_polars_reader_reads_exactly_what_the_line_reader_reads_or_declines(data: bytes) -> None:
-    from closewise.ingest.fast_reader import LINE, read_canonical_csv
+    from closewise.ingest.fast_reader import LINE, CanonicalBatches, read_canonical_csv
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "export.csv"
@@ -361,6 +361,13 @@ def test_polars_reader_reads_exactly_what_the_line_reader_reads_or_declines(data
         if not columns or delimiter is None or encoding not in ("utf-8", "utf-8-sig"):
             return
         frame = read_canonical_csv(path, columns, delimiter)
+        batches = CanonicalBatches(path, columns, delimiter, rows=2)
+        batched = list(batches)
+    if batches.canonical:
+        # Read a batch at a time (batch boundaries fall anywhere), the file gives what the line reader gives.
+        assert [SourceRow(values[0], dict(zip(columns, values[1:], strict=True)))
+                for frame_ in batched for values in frame_.select(LINE, *columns).iter_rows()] == rows
+    assert batches.canonical is (frame is not None)
     if frame is None:
         return
     read = [SourceRow(values[0], dict(zip(columns, values[1:], strict=True)))
@@ -369,11 +376,17 @@ def test_polars_reader_reads_exactly_what_the_line_reader_reads_or_declines(data
 
 
 def test_polars_reader_takes_a_salesforce_export_and_declines_damaged_ones(tmp_path: Path) -> None:
-    from closewise.ingest.fast_reader import read_canonical_csv
+    from closewise.ingest.fast_reader import CanonicalBatches, read_canonical_csv
 
     clean = b'\xef\xbb\xbf"Id","Name"\r\n"006A","two\r\nlines"\r\n"006B",""\r\n'
     frame = read_canonical_csv(write(tmp_path, clean), ["Id", "Name"], ",")
     assert frame is not None and frame.rows() == [("006A", "two\r\nlines", 2), ("006B", "", 4)]
+    batches = CanonicalBatches(write(tmp_path, clean), ["Id", "Name"], ",", rows=1)
+    assert [frame.rows() for frame in batches] == [[("006A", "two\r\nlines", 2)], [("006B", "", 4)]]
+    assert batches.canonical is True
     for damaged in (clean.replace(b'"006B",""', b'"006B"'), clean.replace(b"006B", b"006\xe9"),
                     clean + b"\r\n", clean.replace(b'"006B"', b"006B"), clean.replace(b"006A", b"006\x00")):
         assert read_canonical_csv(write(tmp_path, damaged), ["Id", "Name"], ",") is None
+        batches = CanonicalBatches(write(tmp_path, damaged), ["Id", "Name"], ",", rows=1)
+        list(batches)
+        assert batches.canonical is False

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from closewise.db import tables
+from closewise.db.bulk_write import fast_insert
 
 KEYED_TABLES: dict[str, sa.Table] = {
     "opportunities": tables.opportunities,
@@ -104,6 +103,14 @@ def changes_for(
             query = query.where(table.c.source.in_(list(sources)))
         rows.extend(dict(row) for row in connection.execute(query).mappings())
     return rows
+
+
+def has_changes(connection: Connection, *, source: str) -> bool:
+    """Whether any change row of an opportunity of `source` is stored."""
+    changes, opportunities = tables.opportunity_changes, tables.opportunities
+    query = sa.select(sa.exists().where(changes.c.opportunity_id == opportunities.c.id,
+                                        opportunities.c.source == source))
+    return bool(connection.execute(query).scalar_one())
 
 
 def user_directory(connection: Connection) -> tuple[list[dict[str, Any]], list[tuple[str, str, int]]]:
@@ -257,111 +264,6 @@ def currency_rates_for(connection: Connection, *, currencies: Sequence[str]) -> 
     return rows
 
 
-# -- fast bulk writes -------------------------------------------------------------------------------------
-# SQLAlchemy's executemany spends ~15 µs a row binding parameters, and INSERT ... RETURNING runs row by row
-# on SQLite. Imports write millions of rows, so they go to the driver directly: one executemany with
-# values already in SQLite's storage format, or one COPY on PostgreSQL. Values must be plain Python
-# (str, int, float, bool, date, aware-UTC datetime, dict for JSON, None).
-
-
-def _sqlite_datetime(value: datetime | None) -> str | None:
-    # SQLAlchemy stores SQLite datetimes as naive UTC text `YYYY-MM-DD HH:MM:SS.ffffff`; keep to it.
-    if value is None:
-        return None
-    if value.tzinfo is not None and value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
-
-
-def _iso_date(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
-def _boolean(value: bool | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _converters(table: sa.Table, names: list[str], dialect: str) -> list[Callable[[Any], Any] | None]:
-    """One converter per column from its SQL type (None: the driver takes the value as it is)."""
-    converters: list[Callable[[Any], Any] | None] = []
-    for name in names:
-        kind = table.c[name].type
-        if isinstance(kind, sa.JSON):
-            converters.append(_json_text)
-        elif dialect != "sqlite":
-            converters.append(None)
-        elif isinstance(kind, sa.DateTime):
-            converters.append(_sqlite_datetime)
-        elif isinstance(kind, sa.Date):
-            converters.append(_iso_date)
-        elif isinstance(kind, sa.Boolean):
-            converters.append(_boolean)
-        else:
-            converters.append(None)
-    return converters
-
-
-def _tuples(rows: Sequence[Mapping[str, Any]], names: list[str],
-            converters: list[Callable[[Any], Any] | None]) -> list[tuple[Any, ...]]:
-    # Column by column: one comprehension per column is several times faster than a generator per row.
-    columns = []
-    for name, convert in zip(names, converters, strict=True):
-        values = [row.get(name) for row in rows]
-        columns.append(values if convert is None else [convert(value) for value in values])
-    return list(zip(*columns, strict=True))
-
-
-def fast_insert(connection: Connection, *, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert rows (any keys; a missing key is NULL) without per-row SQLAlchemy work; returns the count."""
-    if not rows:
-        return 0
-    names = list(dict.fromkeys(name for row in rows for name in row))
-    quoted = ", ".join(f'"{name}"' for name in names)
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        marks = ", ".join("?" for _ in names)
-        cursor = raw.cursor()
-        try:
-            cursor.executemany(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})',
-                               _tuples(rows, names, _converters(table, names, dialect)))
-        finally:
-            cursor.close()
-        return len(rows)
-    if dialect == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
-            for values in _tuples(rows, names, _converters(table, names, dialect)):
-                copy.write_row(values)
-        keep_statistics(connection, table=table)
-        return len(rows)
-    connection.execute(table.insert(), [{name: row.get(name) for name in names} for row in rows])
-    return len(rows)
-
-
-def keep_statistics(connection: Connection, *, table: sa.Table) -> None:
-    """Analyze a PostgreSQL table an import is filling once the planner's statistics no longer describe it.
-
-    Look-ups by key (`source = ? AND external_id IN (...)`) are planned from the table's statistics. A table
-    filled since its last ANALYZE (autovacuum may be off, or not have run yet) looks empty to the planner,
-    which then scans it whole for every look-up: the 100,000 accounts of a Salesforce export took minutes
-    to load that way. So after a bulk write, a table never analyzed with rows in it, or grown more than
-    fourfold since, is analyzed (a sample of at most 30,000 rows: well under a second).
-    """
-    if connection.dialect.name != "postgresql":
-        return
-    query = sa.text("SELECT reltuples, relpages, pg_relation_size(oid) / current_setting('block_size')::int "
-                    "FROM pg_class WHERE oid = CAST(:name AS regclass)")
-    row = connection.execute(query, {"name": table.name}).one()
-    known_rows, known_pages, pages = float(row[0]), int(row[1]), int(row[2])
-    if known_rows <= 0 or pages > 4 * known_pages:
-        connection.exec_driver_sql(f'ANALYZE "{table.name}"')
-
-
 def ids_by_key(connection: Connection, *, table: sa.Table, source: str, external_ids: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for start in range(0, len(external_ids), LOOKUP_CHUNK):
@@ -376,101 +278,3 @@ def known_keys(connection: Connection, *, table: sa.Table, source: str) -> set[s
     """Every external id of `source` already stored (to skip look-ups for rows that are surely new)."""
     query = sa.select(table.c.external_id).where(table.c.source == source)
     return {key for (key,) in connection.execute(query)}
-
-
-def insert_frame(connection: Connection, *, table: sa.Table, frame: pl.DataFrame) -> int:
-    """Insert a frame whose columns are named after `table`'s, typed as Polars (datetimes naive UTC, JSON
-    columns as their text); one executemany on SQLite, one CSV COPY on PostgreSQL. Returns the count."""
-    if frame.is_empty():
-        return 0
-    # A column NULL in every row is left out (it is NULL all the same): binding the values is most of what
-    # an insert costs SQLite, and a CRM export often leaves a third of the columns empty.
-    frame = frame.select(name for name in frame.columns if frame.get_column(name).null_count() < frame.height
-                         or table.c[name].server_default is not None)
-    names = frame.columns
-    quoted = ", ".join(f'"{name}"' for name in names)
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        text = frame.write_csv(include_header=False, quote_style="non_numeric", date_format="%Y-%m-%d",
-                               datetime_format="%Y-%m-%d %H:%M:%S%.6f+00:00", null_value="")
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv)') as copy:
-            copy.write(text.encode("utf-8"))
-        keep_statistics(connection, table=table)
-        return frame.height
-    if dialect != "sqlite":
-        connection.execute(table.insert(), frame.to_dicts())
-        return frame.height
-    stored = frame.with_columns(
-        [pl.col(name).dt.strftime("%Y-%m-%d %H:%M:%S%.6f") for name, dtype in frame.schema.items()
-         if dtype == pl.Datetime]
-        + [pl.col(name).dt.strftime("%Y-%m-%d") for name, dtype in frame.schema.items() if dtype == pl.Date]
-        + [pl.col(name).cast(pl.Int64) for name, dtype in frame.schema.items() if dtype == pl.Boolean]
-    )
-    marks = ", ".join("?" for _ in names)
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', stored.iter_rows())
-    finally:
-        cursor.close()
-    return frame.height
-
-
-# -- SQLite bulk loading -------------------------------------------------------------------------------
-# Keeping a secondary index up to date row by row costs SQLite about as much as writing the rows; building
-# it afterwards from the sorted column costs a fraction of that. An import that at least doubles a table
-# therefore drops the table's plain (non-unique) indexes that its loading does not read while it loads,
-# and builds them again at the end.
-# The unique (source, external_id) index, which the upsert relies on, always stays. A killed import
-# leaves the indexes missing until `restore_indexes` (run when any import starts) builds them again;
-# queries stay correct meanwhile, only slower.
-
-BULK_TABLES = (tables.opportunities, tables.opportunity_changes)
-
-
-def _plain_indexes(table: sa.Table) -> list[sa.Index]:
-    return sorted((index for index in table.indexes if not index.unique), key=lambda index: str(index.name))
-
-
-def table_rows(connection: Connection, *, table: sa.Table) -> int:
-    return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-
-
-@contextmanager
-def plain_indexes_deferred(engine: Engine, *, table: sa.Table, rows: int, keep: Sequence[str] = ()) -> Iterator[None]:
-    """Load `rows` new rows into `table` without its plain indexes (those named in `keep` stay) when they at
-    least double it (SQLite only; elsewhere nothing changes), and build them again at the end."""
-    dropped: list[sa.Index] = []
-    with engine.begin() as connection:
-        if connection.dialect.name == "sqlite" and rows > table_rows(connection, table=table):
-            dropped = [index for index in _plain_indexes(table) if index.name not in keep]
-            for index in dropped:
-                index.drop(connection, checkfirst=True)
-    try:
-        yield
-    finally:
-        if dropped:
-            with engine.begin() as connection:
-                for index in dropped:
-                    index.create(connection, checkfirst=True)
-
-
-def restore_indexes(connection: Connection) -> None:
-    """Build any index of the bulk-loaded tables that an interrupted import left dropped (SQLite only)."""
-    if connection.dialect.name != "sqlite":
-        return
-    for table in BULK_TABLES:
-        for index in _plain_indexes(table):
-            index.create(connection, checkfirst=True)
-
-
-IMPORT_CACHE_KIB = 64 * 1024
-
-
-def tune_for_import(connection: Connection) -> None:
-    """A bigger page cache for the connection writing an import (SQLite's default is 2 MiB), so the pages a
-    50,000-row batch touches stay in memory. It stays with the pooled connection: 64 MiB, not more (at
-    1,000,000 opportunities 256 MiB was no faster)."""
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")

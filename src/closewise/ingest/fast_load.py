@@ -17,8 +17,8 @@ from typing import Any
 import polars as pl
 from sqlalchemy.engine import Connection
 
+from closewise.db import bulk_write, tables
 from closewise.db import ingest as queries
-from closewise.db import tables
 from closewise.domain.enums import ChangeField, OpportunityStatus
 from closewise.ingest.context import LoadContext
 from closewise.ingest.fast_convert import round_cents_column
@@ -109,8 +109,10 @@ def load_new_opportunities(connection: Connection, context: LoadContext, frame: 
     accepted = prepared.filter(rows.ok)
     if accepted.is_empty():
         return
+    if context.stage_hints is not None:
+        accepted = accepted.with_columns(_stage_hints(context, accepted.get_column("external_id")))
     records = _records(context, accepted, first_stage)
-    counts.inserted += queries.insert_frame(connection, table=tables.opportunities, frame=records)
+    counts.inserted += bulk_write.insert_frame(connection, table=tables.opportunities, frame=records)
     if ChangeField.STATUS not in context.history_fields:
         _opening(connection, context, records)
 
@@ -181,6 +183,24 @@ def _references(rows: _Rows, name: str, resolve: Callable[[str], int | None],
     return _by_value(column, table).get_column("_id")
 
 
+def _stage_hints(context: LoadContext, keys: pl.Series) -> pl.Series:
+    """The stage keys the history hints at for these opportunities (`LoadContext.stage_hints`), for hinted
+    values this import has already resolved to an open stage; null elsewhere (the history step then sets the
+    stage, as it would without hints)."""
+    assert context.stage_hints is not None
+    wanted = keys.to_frame("external_id")
+    # The batch's hints first (a semi join hashes the batch's keys; a left join would hash all the hints: 0.2 s
+    # a batch of 50,000 against a million hints, 0.04 s this way).
+    found = context.stage_hints.join(wanted, on="external_id", how="semi")
+    values = wanted.join(found, on="external_id", how="left", maintain_order="left").get_column("_stage_hint")
+    resolved: dict[str, str] = {}
+    for value in values.drop_nulls().unique().to_list():
+        target = context.stages.known(value)
+        if target is not None and target.stage is not None and target.status is None:
+            resolved[value] = target.stage
+    return values.replace_strict(resolved, default=None, return_dtype=pl.String).alias("_stage_hint")
+
+
 def _records(context: LoadContext, frame: pl.DataFrame, first_stage: str | None) -> pl.DataFrame:
     """The stored columns of new opportunities (see `opportunities._new_record`)."""
     stages = context.stages
@@ -192,6 +212,10 @@ def _records(context: LoadContext, frame: pl.DataFrame, first_stage: str | None)
 
     stage = pl.col("stage").fill_null(first_stage) if "stage" in frame.columns else pl.lit(first_stage, pl.String)
     status = given("status", pl.String()).fill_null(OPEN)
+    if "_stage_hint" in frame.columns:
+        # A closed deal takes the last open stage its history reached (see LoadContext.stage_hints).
+        stage = pl.when((status != OPEN) & pl.col("_stage_hint").is_not_null()).then(pl.col("_stage_hint")) \
+            .otherwise(stage)
     midnight = given("close_date", pl.Date()).cast(pl.Datetime("us"))
     created = pl.coalesce(given("created_at", pl.Datetime("us")), midnight, pl.lit(now, pl.Datetime("us")))
     keys = frame.select(stage.unique()).to_series().to_list()

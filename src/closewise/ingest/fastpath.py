@@ -26,8 +26,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from closewise.db import ingest as queries
-from closewise.db import tables
+from closewise.db import bulk_load, tables
 from closewise.ingest.context import LoadContext
 from closewise.ingest.fast_convert import Converted, convert_column
 from closewise.ingest.fast_load import load_new_opportunities
@@ -96,7 +95,7 @@ def load_opportunity_file(
             and table.encoding in ("utf-8", "utf-8-sig") else None
         if whole is not None:
             # Converting a chunk (Polars, mostly without the GIL) overlaps with writing the previous one.
-            with queries.plain_indexes_deferred(engine, table=tables.opportunities, rows=whole.height), \
+            with bulk_load.upkeep_deferred(engine, table=tables.opportunities, rows=whole.height), \
                     ThreadPoolExecutor(max_workers=1) as pool:
                 chunks = [whole.slice(start, CHUNK) for start in range(0, whole.height, CHUNK)]
                 pending = pool.submit(batch.convert_frame, chunks[0]) if chunks else None
@@ -215,7 +214,7 @@ class _Batch:
             if hooked is not None:
                 frame = _with_hook(frame, hooked, indices)
             with self.engine.begin() as connection:
-                queries.tune_for_import(connection)
+                bulk_load.tune_for_import(connection)
                 load_new_opportunities(connection, self.context, frame, self.counts, self.sink, file=self.file)
 
     def _sure(self, frame: pl.DataFrame, hooked: HookResult | None, indices: list[int]) -> bool:
@@ -253,42 +252,50 @@ class _Batch:
     def _convert(
         self, lines: list[int], source: dict[str, pl.Series], texts: Callable[[str], list[str]]
     ) -> _Conversion:
-        """Converted columns of the readable rows (their lines, the source columns read, any column's text),
-        the first conversion error of each row, and the hook's say."""
-        count = len(lines)
-        columns: dict[str, pl.Series] = {"_line": pl.Series("_line", lines, dtype=pl.Int64)}
-        first_error: dict[int, RowError] = {}
-        kinds = ENTITIES[self.mapping.entity]
-        for plan in self.plans:
-            if plan.column is None:
-                columns[plan.name] = pl.Series(plan.name, [plan.constant] * count)
-                continue
-            column = plan.column
-            values = source[column].alias(plan.name)
-            result: Converted = convert_column(values, kinds[plan.name], plan.convert, plan.date_format)
-            columns[plan.name] = result.values.rename(plan.name)
-            for index, reason in result.errors.items():
-                if index not in first_error:
-                    first_error[index] = RowError(self.file, lines[index], column, values[index], reason)
-        custom = self.mapping.custom
-        if custom:
-            # As stored: the JSON text of {column: raw text}.
-            cells = [texts(c) for c in custom]
-            columns["custom"] = pl.Series("custom", [json.dumps(dict(zip(custom, row, strict=True)))
-                                                     for row in zip(*cells, strict=True)], dtype=pl.String)
-        converted = pl.DataFrame(list(columns.values()))
-        keep = [True] * count
-        hooked: HookResult | None = None
-        if self.hook is not None:
-            raw = pl.DataFrame([source[name] if name in source else pl.Series(name, [""] * count, dtype=pl.String)
-                                for name in self.hook.columns])
-            ok = pl.Series([index not in first_error for index in range(count)], dtype=pl.Boolean)
-            hooked = self.hook.frame(raw.filter(ok), converted.filter(ok))
-            hooked = _spread(hooked, ok)
-            keep = hooked.keep.to_list()
-            for index, (column, value, reason) in hooked.errors.items():
-                first_error[index] = RowError(self.file, lines[index], column, value, reason)
-        return converted, first_error, keep, hooked
+        return convert_source(lines, source, texts, plans=self.plans, entity=self.mapping.entity, file=self.file,
+                              custom=self.mapping.custom, hook=self.hook)
+
+
+def convert_source(
+    lines: list[int], source: dict[str, pl.Series], texts: Callable[[str], list[str]], *, plans: list[FieldPlan],
+    entity: str, file: str, custom: tuple[str, ...], hook: FastHook | None,
+) -> _Conversion:
+    """Converted columns of readable rows (their lines, the source columns the plans and the hook read, any
+    column's text), the first error of each rejected row (by index), which rows to keep, and the hook's say:
+    what `generic.records` makes of the same rows, row by row."""
+    count = len(lines)
+    columns: dict[str, pl.Series] = {"_line": pl.Series("_line", lines, dtype=pl.Int64)}
+    first_error: dict[int, RowError] = {}
+    kinds = ENTITIES[entity]
+    for plan in plans:
+        if plan.column is None:
+            columns[plan.name] = pl.Series(plan.name, [plan.constant] * count)
+            continue
+        column = plan.column
+        values = source[column].alias(plan.name)
+        result: Converted = convert_column(values, kinds[plan.name], plan.convert, plan.date_format)
+        columns[plan.name] = result.values.rename(plan.name)
+        for index, reason in result.errors.items():
+            if index not in first_error:
+                first_error[index] = RowError(file, lines[index], column, values[index], reason)
+    if custom:
+        # As stored: the JSON text of {column: raw text}.
+        cells = [texts(c) for c in custom]
+        columns["custom"] = pl.Series("custom", [json.dumps(dict(zip(custom, row, strict=True)))
+                                                 for row in zip(*cells, strict=True)], dtype=pl.String)
+    converted = pl.DataFrame(list(columns.values()))
+    keep = [True] * count
+    hooked: HookResult | None = None
+    if hook is not None:
+        raw = pl.DataFrame([source[name] if name in source else pl.Series(name, [""] * count, dtype=pl.String)
+                            for name in hook.columns])
+        ok = pl.Series([index not in first_error for index in range(count)], dtype=pl.Boolean)
+        hooked = hook.frame(raw.filter(ok), converted.filter(ok))
+        hooked = _spread(hooked, ok)
+        keep = hooked.keep.to_list()
+        for index, (column, value, reason) in hooked.errors.items():
+            first_error[index] = RowError(file, lines[index], column, value, reason)
+    return converted, first_error, keep, hooked
 
 
 def _spread(result: HookResult, ok: pl.Series) -> HookResult:

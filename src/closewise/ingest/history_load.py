@@ -11,13 +11,16 @@ one opportunity are always processed together and memory holds one bucket, not m
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy.engine import Connection, Engine
 
+from closewise.db import bulk_load, bulk_write, tables
 from closewise.db import ingest as queries
-from closewise.db import tables
 from closewise.domain.enums import ChangeSource, OpportunityStatus
 from closewise.ingest.context import LoadContext
 from closewise.ingest.fast_convert import round_cents_column
@@ -26,6 +29,8 @@ from closewise.ingest.report import EntityCounts, ErrorSink, RowError
 
 # Opportunities per bucket (and transaction), about.
 CHUNK = 20_000
+# Buckets written at once on PostgreSQL (each over its own connection, in its own transaction).
+WRITERS = 2
 OPEN = OpportunityStatus.OPEN.value
 
 
@@ -78,22 +83,57 @@ def load_history(
         lazy = lazy.with_columns(bucket_of(buckets))
     stored = current.rename({"id": "opportunity_id"})
     written = contributing = 0
-    # Changes are looked up by opportunity while loading; the index by time is built at the end.
-    with queries.plain_indexes_deferred(engine, table=tables.opportunity_changes, rows=total,
-                                        keep=["ix_opportunity_changes_opportunity_id"]):
-        for bucket in range(buckets):
-            chunk = (lazy.filter(pl.col("_bucket") == bucket)
-                     .join(keys.lazy(), on="opportunity", how="inner", maintain_order="left")
+    fixes: list[pl.DataFrame] = []
+    with engine.begin() as connection:
+        # No change row of this source's opportunities yet (a first import): nothing to compare with, and
+        # each opportunity's changes are written by its bucket alone, so no bucket needs to look any up.
+        first = not queries.has_changes(connection, source=context.source)
+    # Otherwise changes are looked up by opportunity while loading: that index stays.
+    keep = [] if first else ["ix_opportunity_changes_opportunity_id"]
+    # PostgreSQL spends a backend's CPU on each COPY: two buckets are written at once, over two connections.
+    writers = WRITERS if engine.dialect.name == "postgresql" else 1
+    with bulk_load.upkeep_deferred(engine, table=tables.opportunity_changes, rows=total, keep=keep), \
+            ThreadPoolExecutor(max_workers=1) as deriving, ThreadPoolExecutor(max_workers=writers) as writing:
+
+        def derive(bucket: int) -> _Bucket:
+            snapshots = lazy.filter(pl.col("_bucket") == bucket)
+            # The bucket's keys first: joining with all of them hashes a million keys per bucket (0.37 s against
+            # 0.13 s for 100,000 snapshots; see `_derive` too).
+            wanted = keys.lazy().join(snapshots.select("opportunity").unique(), on="opportunity", how="semi")
+            chunk = (snapshots.join(wanted, on="opportunity", how="inner", maintain_order="left")
                      .drop("opportunity", "_file", "_line", "_bucket").collect())
-            if chunk.height:
-                with engine.begin() as connection:
-                    new = _load_chunk(connection, context, chunk, fields, stored)
-                written += new.height
-                # A history row added something when a new change row carries its opportunity and time.
-                contributing += chunk.join(new.select("opportunity_id", "changed_at").unique(),
+            return _derive(chunk, fields, stored)
+
+        def write(derived: _Bucket) -> tuple[int, int, pl.DataFrame]:
+            """Change rows written, history rows that added some, stages to fix."""
+            if not derived.snapshots.height:
+                return 0, 0, derived.fixes
+            with engine.begin() as connection:
+                bulk_load.tune_for_import(connection)
+                new = _write(connection, context, derived, compare=not first)
+            # A history row added something when a new change row carries its opportunity and time.
+            added = derived.snapshots.join(new.select("opportunity_id", "changed_at").unique(),
                                            on=["opportunity_id", "changed_at"], how="semi").height
-            if progress is not None:
-                progress(bucket + 1, buckets)
+            return new.height, added, derived.fixes
+
+        # A bucket's change rows are derived (Polars, mostly without the GIL) while earlier ones are written.
+        pending = deriving.submit(derive, 0)
+        in_flight: deque[Future[tuple[int, int, pl.DataFrame]]] = deque()
+        done = 0
+        for bucket in range(buckets):
+            derived = pending.result()
+            if bucket + 1 < buckets:
+                pending = deriving.submit(derive, bucket + 1)
+            in_flight.append(writing.submit(write, derived))
+            while in_flight and (len(in_flight) > writers or bucket + 1 == buckets):
+                new_rows, added, fixed = in_flight.popleft().result()
+                written, contributing, done = written + new_rows, contributing + added, done + 1
+                fixes.append(fixed)
+                if progress is not None:
+                    progress(done, buckets)
+    _fix_stages(engine, fixes)
+    if progress is not None:
+        progress(buckets, buckets)  # the stage fixes and the indexes built again belong to this step
     counts.inserted += contributing
     counts.unchanged += total - (counts.rejected - rejected_before) - contributing
     return written
@@ -124,10 +164,19 @@ def _resolve_stages(connection: Connection, context: LoadContext, snapshots: pl.
     )
 
 
-def _load_chunk(
-    connection: Connection, context: LoadContext, chunk: pl.DataFrame, fields: list[str], stored: pl.DataFrame
-) -> pl.DataFrame:
-    """Derive and write the change rows of one bucket's snapshots; `stored` holds every opportunity's row."""
+@dataclass(frozen=True)
+class _Bucket:
+    """One bucket's snapshots (`opportunity_id`, `changed_at`, fields), the change rows they derive, the
+    stages to fix (`id`, `stage`: see `_fix_stages`) and the opportunities they concern."""
+
+    snapshots: pl.DataFrame
+    changes: pl.DataFrame
+    fixes: pl.DataFrame
+    opportunity_ids: list[int]
+
+
+def _derive(chunk: pl.DataFrame, fields: list[str], stored: pl.DataFrame) -> _Bucket:
+    """The change rows of one bucket's snapshots (no side effects); `stored` holds every opportunity's row."""
     covered = [*fields, "status"] if "stage" in fields and "status" not in fields else list(fields)
     chunk = chunk.sort(["opportunity_id", "changed_at"], maintain_order=True).with_columns(
         pl.col("stage").forward_fill().backward_fill().over("opportunity_id") if "stage" in covered else pl.lit(None),
@@ -138,23 +187,48 @@ def _load_chunk(
         pl.col("changed_at").max().alias("changed_at"),
         *([pl.col("stage").last().alias("last_stage")] if "stage" in covered else []),
     )
-    state = last.join(stored.select("opportunity_id", *dict.fromkeys([*covered, "status", "stage"])),
+    # The bucket's opportunities picked out of all first (a semi join hashes the bucket's 20,000 ids; a left
+    # join the million stored ones: 0.13 s a bucket, against 0.02 s).
+    mine = stored.join(last.select("opportunity_id"), on="opportunity_id", how="semi")
+    state = last.join(mine.select("opportunity_id", *dict.fromkeys([*covered, "status", "stage"])),
                       on="opportunity_id", how="left", maintain_order="left")
-    stage_fixes: list[dict[str, object]] = []
+    fixes = pl.DataFrame(schema={"id": pl.Int64, "stage": pl.String})
     if "stage" in covered:
         closed = (pl.col("status") != OPEN) & pl.col("last_stage").is_not_null()
-        fixes = state.filter(closed & (pl.col("stage") != pl.col("last_stage")))
-        stage_fixes = [{"id": key, "stage": stage} for key, stage in fixes.select("opportunity_id", "last_stage")
-                       .iter_rows()]
+        fixes = state.filter(closed & (pl.col("stage") != pl.col("last_stage"))).select(
+            pl.col("opportunity_id").alias("id"), pl.col("last_stage").alias("stage"))
         state = state.with_columns(pl.when(closed).then(pl.col("last_stage")).otherwise(pl.col("stage"))
                                    .alias("stage"))
     current = state.select("opportunity_id", "changed_at", *covered).cast(chunk.schema)
     derived = derive_changes(pl.concat([chunk, current]), covered)
-    changes = queries.changes_for(connection, opportunity_ids=last.get_column("opportunity_id").to_list())
-    new = missing_changes(derived, changes)
-    queries.update_by_id(connection, table=tables.opportunities, rows=stage_fixes)
-    queries.insert_frame(connection, table=tables.opportunity_changes, frame=new.with_columns(
+    return _Bucket(chunk, derived, fixes, last.get_column("opportunity_id").to_list())
+
+
+def _write(connection: Connection, context: LoadContext, bucket: _Bucket, *, compare: bool) -> pl.DataFrame:
+    """Write a bucket's change rows not already stored (without `compare`, its opportunities are known to have
+    none stored); returns them."""
+    stored = queries.changes_for(connection, opportunity_ids=bucket.opportunity_ids) if compare else []
+    new = missing_changes(bucket.changes, stored)
+    bulk_write.insert_frame(connection, table=tables.opportunity_changes, frame=new.with_columns(
         changed_by=pl.lit(None, pl.Int64), source=pl.lit(ChangeSource.HISTORY.value),
         import_run_id=pl.lit(context.run_id, pl.Int64),
     ))
     return new
+
+
+def _fix_stages(engine: Engine, fixes: list[pl.DataFrame]) -> None:
+    """Give closed deals the last open stage their history reached, all in one statement once every bucket is
+    loaded (a run killed before this point recomputes them: they follow from the history and the stored rows,
+    not from the change log).
+
+    On PostgreSQL updating a row writes a new version of it and an entry in every index: 700,000 of a million
+    opportunities took 144 s with the table's eleven indexes (load 10), 15 s without its nine plain ones, which
+    are therefore dropped meanwhile when the update touches at least half of the table, and built again.
+    """
+    frame = pl.concat(fixes) if fixes else pl.DataFrame()
+    if frame.is_empty():
+        return
+    with bulk_load.indexes_deferred_for_update(engine, table=tables.opportunities, rows=frame.height), \
+            engine.begin() as connection:
+        bulk_load.tune_for_import(connection)
+        bulk_write.update_frame(connection, table=tables.opportunities, frame=frame)

@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from closewise.db import bulk_write, tables
 from closewise.db import ingest as queries
-from closewise.db import tables
 from closewise.domain.changes import encode
 from closewise.domain.enums import ChangeField, ChangeSource, ForecastCategory, OpportunityStatus
 from closewise.domain.money import round_cents
@@ -202,7 +202,7 @@ def load_opportunity_batch(
                 "new_value": encode(tracked, new), "changed_at": at, "changed_by": None,
                 "source": ChangeSource.IMPORT.value, "import_run_id": context.run_id,
             })
-    queries.fast_insert(connection, table=tables.opportunities, rows=inserts)
+    bulk_write.fast_insert(connection, table=tables.opportunities, rows=inserts)
     counts.inserted += len(inserts)
     closing = [record for record in inserts if record["status"] != OpportunityStatus.OPEN.value]
     if closing and ChangeField.STATUS not in context.history_fields:

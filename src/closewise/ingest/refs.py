@@ -142,6 +142,12 @@ _WON = {"closed_won", "closedwon", "won"}
 _LOST = {"closed_lost", "closedlost", "lost"}
 
 
+def reads_closed(value: str) -> bool:
+    """Whether a stage value reads as a closed outcome (`Closed Won`, `lost`...) or is empty: what a playbook
+    without such a stage resolves to a status, not a stage."""
+    return not value.strip() or slug(value) in _WON | _LOST
+
+
 class StageBook:
     """The pipeline's stages, and how this import's stage values map onto them.
 
@@ -213,6 +219,10 @@ class StageBook:
         for target in self.mapping.values():
             if target.stage is not None:
                 self.ensure(connection, target.stage)
+
+    def known(self, value: str) -> StageTarget | None:
+        """What `resolve` already made of a value in this import (None when it has not seen it)."""
+        return self._resolved.get(value)
 
     def resolve(
         self, connection: Connection, value: str, *, probability: float | None = None, order: int | None = None

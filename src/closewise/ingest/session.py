@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from sqlalchemy.engine import Engine
 
+from closewise.db import bulk_load, tables
 from closewise.db import ingest as queries
-from closewise.db import tables
 from closewise.db.org_settings import read_settings
 from closewise.domain.enums import ChangeField
 from closewise.domain.timeutil import utcnow
@@ -48,7 +48,7 @@ class ImportSession:
 
     def __post_init__(self) -> None:
         with self.engine.begin() as connection:
-            queries.restore_indexes(connection)  # an import killed while loading without them
+            bulk_load.restore_upkeep(connection)  # an import killed while loading without them
             interrupted = queries.mark_interrupted_runs(connection, kind=self.kind, path=str(self.path))
             run_id = queries.start_import_run(connection, kind=self.kind, path=str(self.path), started_at=self.now)
         self.report = ImportReport(run_id=run_id)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from sqlalchemy.engine import Engine
@@ -23,7 +23,8 @@ from closewise.ingest import entities
 from closewise.ingest.context import LoadContext
 from closewise.ingest.fastpath import load_opportunity_file
 from closewise.ingest.generic import count_lines, mapped_rows
-from closewise.ingest.history_load import CHUNK, bucket_of, load_history
+from closewise.ingest.history_load import CHUNK, load_history
+from closewise.ingest.history_read import spool_snapshots, stage_hints
 from closewise.ingest.opportunities import load_opportunity_batch
 from closewise.ingest.readers import SourceRow, open_table
 from closewise.ingest.report import ImportReport
@@ -33,8 +34,6 @@ from closewise.ingest.salesforce.files import export_files
 from closewise.ingest.session import BATCH, ImportSession, batched
 
 Progress = Callable[[str, int, int], None]
-# History rows read, converted and written to one Parquet file at a time.
-HISTORY_SPOOL_ROWS = 100_000
 HISTORY_FIELDS = ["stage", "amount", "close_date", "probability", "forecast_category"]
 
 LOADERS: dict[str, Callable[..., None]] = {
@@ -83,11 +82,19 @@ def _run(session: ImportSession, files: dict[str, Path], progress: Progress | No
         "Opportunity": presets.opportunity_hook, "Task": presets.activity_hook("Task"),
         "Event": presets.activity_hook("Event"),
     }
-    for obj in ("User", "Account", "Contact", "Opportunity"):
+    for obj in ("User", "Account", "Contact"):
         if obj in files:
             _load_object(session, context, obj, files[obj], progress, hooks.get(obj))
-    if "OpportunityHistory" in files:
-        _load_history(session, context, files["OpportunityHistory"], progress)
+    with tempfile.TemporaryDirectory(prefix="closewise-history-") as spool:
+        # The history is read first: it tells which stage each new closed deal should be inserted with.
+        spooled = _read_history(session, files["OpportunityHistory"], Path(spool), progress,
+                                hints="Opportunity" in files) if "OpportunityHistory" in files else None
+        if "Opportunity" in files:
+            context.stage_hints = spooled.hints if spooled is not None else None
+            _load_object(session, context, "Opportunity", files["Opportunity"], progress, hooks.get("Opportunity"))
+            context.stage_hints = None
+        if spooled is not None and spooled.rows:
+            _load_history(session, context, spooled, progress)
     if "OpportunityFieldHistory" in files:
         counts, sink = session.entity("opportunity_field_history")
         written = load_field_history(session.engine, context, files["OpportunityFieldHistory"], counts=counts,
@@ -125,42 +132,48 @@ def _load_object(session: ImportSession, context: LoadContext, obj: str, path: P
                 progress(obj, done, max(total, done))
 
 
-def _load_history(session: ImportSession, context: LoadContext, path: Path, progress: Progress | None) -> None:
-    """OpportunityHistory: spool typed batches to Parquet files, then derive and load the change rows one
-    bucket of opportunities at a time (5M history rows never sit in memory at once)."""
+@dataclass(frozen=True)
+class _History:
+    """An OpportunityHistory file read into Parquet files (see `history_read.spool_snapshots`)."""
+
+    fields: list[str]
+    buckets: int
+    rows: int
+    snapshots: pl.LazyFrame
+    hints: pl.DataFrame | None  # see LoadContext.stage_hints
+
+
+def _read_history(session: ImportSession, path: Path, spool: Path, progress: Progress | None, *,
+                  hints: bool) -> _History:
+    """OpportunityHistory: typed snapshots spooled to Parquet files in `spool`, bucketed by opportunity, and
+    (with `hints`) the stage each opportunity's history last reached."""
     mapping = presets.preset("OpportunityHistory", _columns(path), file=path.name)
     counts, sink = session.entity("opportunity_changes")
     fields = [f for f in HISTORY_FIELDS if f in mapping.columns]
-    schema: dict[str, Any] = {
-        "_line": pl.Int64, "opportunity": pl.String, "changed_at": pl.Datetime("us", "UTC"),
-        "stage": pl.String, "amount": pl.Float64, "close_date": pl.Date, "probability": pl.Float64,
-        "forecast_category": pl.String,
-    }
-    schema = {name: dtype for name, dtype in schema.items() if name in ("_line", "opportunity", "changed_at",
-                                                                       *fields)}
     total = count_lines(path)
     # Buckets of about CHUNK opportunities, reckoning five history rows per opportunity.
     buckets = max(1, -(-total // (5 * CHUNK)))
-    with tempfile.TemporaryDirectory(prefix="closewise-history-") as spool:
-        read = 0
-        with mapped_rows(path, mapping, counts=counts, sink=sink, notes=session.report.notes,
-                         post=presets.history_hook) as rows:
-            for number, batch in enumerate(batched(rows, HISTORY_SPOOL_ROWS)):
-                frame = pl.DataFrame(batch, schema=schema).with_columns(
-                    pl.col("changed_at").dt.replace_time_zone(None), bucket_of(buckets),
-                    pl.lit(path.name).alias("_file"),  # Parquet stores a repeated value once per page
-                )
-                frame.write_parquet(Path(spool) / f"part-{number:05d}.parquet", statistics=True)
-                read += frame.height
-                if progress is not None:
-                    progress("OpportunityHistory (read)", read, max(total, 1))
-        if not read:
-            return
-        snapshots = pl.scan_parquet(Path(spool) / "part-*.parquet")
-        written = load_history(
-            session.engine, context, snapshots, fields=fields, counts=counts, sink=sink, buckets=buckets,
-            progress=(lambda done, total_: progress("OpportunityHistory (load)", done, total_)) if progress else None,
-        )
+    rows = spool_snapshots(
+        path, mapping, spool, fields=fields, buckets=buckets, counts=counts, sink=sink, notes=session.report.notes,
+        hook=presets.HISTORY_FAST_HOOK,
+        progress=(lambda done: progress("OpportunityHistory (read)", done, max(total, done))) if progress else None,
+    )
+    snapshots = pl.scan_parquet(spool / "*.parquet") if rows else pl.LazyFrame()
+    found = stage_hints(snapshots) if hints and rows and "stage" in fields else None
+    if progress is not None:
+        progress("OpportunityHistory (read)", rows, max(total, rows))  # the hints belong to this step's time
+    return _History(fields, buckets, rows, snapshots, found)
+
+
+def _load_history(session: ImportSession, context: LoadContext, history: _History, progress: Progress | None) -> None:
+    """Derive and load the change rows one bucket of opportunities at a time (5M history rows never sit in
+    memory at once)."""
+    counts, sink = session.entity("opportunity_changes")
+    written = load_history(
+        session.engine, context, history.snapshots, fields=history.fields, counts=counts, sink=sink,
+        buckets=history.buckets,
+        progress=(lambda done, total_: progress("OpportunityHistory (load)", done, total_)) if progress else None,
+    )
     session.report.notes.append(f"OpportunityHistory: {written:,} change-log rows written")
 
 

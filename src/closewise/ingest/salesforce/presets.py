@@ -308,3 +308,26 @@ def opportunity_frame_hook(raw: pl.DataFrame, converted: pl.DataFrame) -> HookRe
 
 
 OPPORTUNITY_FAST_HOOK = FastHook(opportunity_hook, opportunity_frame_hook, OPPORTUNITY_HOOK_COLUMNS)
+
+
+def history_frame_hook(raw: pl.DataFrame, converted: pl.DataFrame) -> HookResult:
+    """`history_hook` for a whole frame: IsDeleted read once per distinct value (with Python's strip, as
+    `_value` strips)."""
+    deleted = raw.get_column("IsDeleted")
+    keep: dict[str, bool] = {}
+    reasons: dict[str, str] = {}
+    for text in deleted.unique().to_list():
+        try:
+            keep[text] = not is_deleted(text.strip())
+        except ValueError as exc:
+            keep[text], reasons[text] = True, str(exc)
+    errors: dict[int, tuple[str, str, str]] = {}
+    if reasons:
+        bad = deleted.is_in(list(reasons))
+        for index, text in zip(bad.arg_true().to_list(), deleted.filter(bad).to_list(), strict=True):
+            errors[index] = ("IsDeleted", text.strip(), reasons[text])
+    kept = deleted.replace_strict(keep, return_dtype=pl.Boolean) if keep else pl.Series([], dtype=pl.Boolean)
+    return HookResult(keep=kept.alias("keep"), errors=errors)
+
+
+HISTORY_FAST_HOOK = FastHook(history_hook, history_frame_hook, ("IsDeleted",))
