@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ def backtest(args: argparse.Namespace) -> None:
     elif "://" not in url:
         url = f"sqlite:///{url}"
     engine = make_engine(url)
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    print(f"load average at the start: {_load()}", flush=True)
     org_data = timed("load org", lambda: load_org(engine, activities=True))
     timed("timeline", lambda: org_data.timeline)
     forecaster = timed("load exit-criteria checks", lambda: with_criteria(engine, PeriodForecaster()))
@@ -78,13 +81,20 @@ def backtest(args: argparse.Namespace) -> None:
 
     def progress(done: int, total: int) -> None:
         print(f"  period {done:2d}/{total}: {time.perf_counter() - wall:7.1f} s wall "
-              f"{time.process_time() - cpu:7.1f} s CPU", flush=True)
+              f"{time.process_time() - cpu:7.1f} s CPU   load {_load()}", flush=True)
 
     result = timed("backtest, 12 monthly periods", lambda: run_backtest(
         org_data, kind=PeriodKind.MONTH, start=date.fromisoformat(args.start), end=date.fromisoformat(args.end),
         known_at=datetime(TODAY.year, TODAY.month, TODAY.day), forecaster=forecaster, on_period=progress))
+    print(f"total (load, timeline, checks, backtest): {time.perf_counter() - start_wall:.1f} s wall "
+          f"{time.process_time() - start_cpu:.1f} s CPU   load average at the end: {_load()}", flush=True)
     summary = {k: v for k, v in result.summary().items() if k != "deal_calibration"}
     print(json.dumps(summary, indent=2))
+
+
+def _load() -> str:
+    """The 1, 5 and 15-minute load averages: wall times on a shared machine mean little without them."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 RATE = np.array([1.0, *STATIC_RATES.values()])

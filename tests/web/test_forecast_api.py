@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from closewise.db.tables import currency_rates, opportunities, org_settings, quotas, users
+from closewise.db.tables import currency_rates, opportunities, org_settings, quotas
 from closewise.domain.timeutil import naive_utc
 from closewise.ml.forecaster import PeriodForecaster
 from closewise.services.forecast_view import ForecastViews
 from closewise.services.org_data import load_org
-from tests.web.conftest import WebOrg, api_client
+from tests.web.conftest import WebOrg, api_client, visible_owners
 
 ROLES = ("admin", "leader", "manager", "rep", "viewer")
 QUARTER = "2026-Q4"  # the demo's current quarter (DEMO_TODAY is 2026-11-22)
@@ -58,21 +58,6 @@ def ready(client: TestClient, path: str, *, timeout: float = 600, **params: Any)
 
 # --- independent readings of the demo org ----------------------------------------------------------------------
 
-
-def visible_owners(org: WebOrg, role: str) -> set[int] | None:
-    """Whose records `role` sees, from the hierarchy read with SQL (None: everyone)."""
-    if role in ("admin", "leader"):
-        return None
-    me = org.user_id(org.logins[role])
-    with org.engine.connect() as connection:
-        managers = dict(connection.execute(sa.select(users.c.id, users.c.manager_id)).all())
-    seen = {me}
-    grew = True
-    while grew:
-        below = {user for user, manager in managers.items() if manager in seen}
-        grew = not below <= seen
-        seen |= below
-    return seen
 
 
 def corporate_converter(org: WebOrg) -> Any:

@@ -89,6 +89,16 @@ def load_activities(connection: Connection) -> pl.DataFrame:
     return frame.filter(pl.col("opportunity_id").is_not_null()).sort("opportunity_id", "occurred_at")
 
 
+def load_criteria_checks(connection: Connection) -> pl.DataFrame:
+    """Every exit-criterion check (`opportunity_id`, `criterion_key`, `done`, `checked_at`), in the table's
+    order, as `db.playbook.load_checks` reads them, through the batch path above (6.5M checks of the
+    1M-deal demo: ~32 s CPU one row at a time)."""
+    kinds = {"opportunity_id": _STRAIGHT, "criterion_key": _STRAIGHT, "done": _STRAIGHT, "checked_at": _TIMESTAMP}
+    dtypes = {"opportunity_id": pl.Int64(), "criterion_key": pl.String(), "done": pl.Boolean(),
+              "checked_at": s.TIMESTAMP}
+    return _load(connection, tables.criteria_checks, kinds, dtypes)
+
+
 def _load(
     connection: Connection, table: sa.Table, kinds: Mapping[str, str], dtypes: Mapping[str, pl.DataType]
 ) -> pl.DataFrame:

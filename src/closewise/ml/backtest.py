@@ -30,7 +30,7 @@ from closewise.domain.periods import Period, PeriodKind
 from closewise.domain.timeutil import midnight, naive_utc
 from closewise.errors import InvalidInput
 from closewise.ml.baselines import BASELINE_NAMES, baselines
-from closewise.ml.forecaster import ForecastFrames, PeriodForecaster, PeriodInputs, actual_of, won_in_period
+from closewise.ml.forecaster import ForecastFrames, PeriodForecaster, PeriodInputs, won_in_period
 from closewise.ml.metrics import bias, brier_score, calibration_table, crps_samples, interval_coverage, mape, roc_auc
 
 
@@ -110,11 +110,12 @@ def run_backtest(
     for done, period in enumerate([*warmup, *targets], start=1):
         as_of = midnight(period.start)
         inputs = forecaster.prepare(frames, period, as_of, reasons=False)
-        actual = actual_of(frames, period)
+        final = won_in_period(frames, period, midnight(period.end) - timedelta(microseconds=1))
+        actual = float(final["won"].sum())  # `actual_of`, whose rows give the deals won as well
         if period in targets:
             history = [(i, a) for i, a in ledger if midnight(i.period.end) <= as_of][-forecaster.calibration_periods:]
             result = forecaster.forecast(frames, period, as_of, history=history, inputs=inputs)
-            won_ids = set(won_in_period_ids(frames, period))
+            won_ids = {int(i) for i in final[s.ID]}
             rows.append(BacktestRow(
                 period, as_of, actual, result.quantile(0.1), result.quantile(0.5), result.quantile(0.9),
                 result.expected, crps_samples(actual, result.samples), baselines_at(frames, period, as_of),
@@ -126,10 +127,6 @@ def run_backtest(
         if on_period is not None:
             on_period(done, total)
     return BacktestResult(kind, tuple(rows), ledger[-1][0].scorer if ledger else "", calibration)
-
-
-def won_in_period_ids(frames: ForecastFrames, period: Period) -> list[int]:
-    return [int(i) for i in won_in_period(frames, period, midnight(period.end) - timedelta(microseconds=1))[s.ID]]
 
 
 def _clean(value: float | None) -> float | None:

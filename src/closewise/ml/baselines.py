@@ -79,13 +79,14 @@ def baselines(
     `stages` (playbook: `key`, `default_probability`) fills in missing CRM probabilities.
     """
     at = naive_utc(as_of)
-    state = _valued(snapshot(timeline, at), rates, corporate)
+    state, first_created = _relevant(timeline, at, since=min(midnight(period.start), _window(at)[0]), period=period)
+    state = _valued(state, rates, corporate)
     won = _closed_won(state, period, at)
     return Baselines(
         as_of=at,
         period=period,
         closed_won=won,
-        run_rate_3=won + _run_rate_rest(state, period, at),
+        run_rate_3=won + _run_rate_rest(state, period, at, first_created),
         crm_weighted=won + _weighted_rest(state, period, at, stages),
         commit=won + _commit_rest(state, period, at),
     )
@@ -119,7 +120,8 @@ def commit(timeline: pl.DataFrame, *, period: Period, as_of: datetime, rates: pl
 def monthly_run_rate(timeline: pl.DataFrame, *, as_of: datetime, rates: pl.DataFrame, corporate: str) -> float:
     """`M`: the average monthly closed-won of the three full months before `as_of` (module header)."""
     at = naive_utc(as_of)
-    return _monthly_rate(_valued(snapshot(timeline, at), rates, corporate), at)
+    state, first_created = _relevant(timeline, at, since=_window(at)[0], period=None)
+    return _monthly_rate(_valued(state, rates, corporate), at, first_created)
 
 
 def period_months(period: Period) -> int:
@@ -141,6 +143,18 @@ def remaining_fraction(period: Period, as_of: datetime) -> float:
 # --- internals -------------------------------------------------------------------------------------------
 
 
+def _relevant(timeline: pl.DataFrame, at: datetime, *, since: datetime,
+              period: Period | None) -> tuple[pl.DataFrame, datetime | None]:
+    """The snapshot at `at` of the deals a baseline reads (won with `closed_at` from `since` on; open closing in
+    `period`), and the first creation among all deals then (null: none yet). Only those are valued: a whole
+    1M-deal snapshot in the corporate currency cost ~0.7 s a period."""
+    state = snapshot(timeline, at)
+    first = state[s.CREATED_AT].min() if state.height else None
+    won = (pl.col(s.STATUS) == _WON) & (pl.col(s.CLOSED_AT) >= since)
+    keep = (won | in_pipeline(period)).fill_null(value=False) if period is not None else won.fill_null(value=False)
+    return state.filter(keep), first if isinstance(first, datetime) else None
+
+
 def _valued(state: pl.DataFrame, rates: pl.DataFrame, corporate: str) -> pl.DataFrame:
     """The snapshot with each deal's amount (missing: 0) in the corporate currency, as `_VALUE`."""
     return to_corporate(
@@ -160,21 +174,24 @@ def _closed_won(state: pl.DataFrame, period: Period, at: datetime) -> float:
     return _total(won)
 
 
-def _run_rate_rest(state: pl.DataFrame, period: Period, at: datetime) -> float:
+def _run_rate_rest(state: pl.DataFrame, period: Period, at: datetime, first_created: datetime | None) -> float:
     remaining = remaining_fraction(period, at)
     if remaining == 0.0:
         return 0.0
-    return _monthly_rate(state, at) * period_months(period) * remaining
+    return _monthly_rate(state, at, first_created) * period_months(period) * remaining
 
 
-def _monthly_rate(state: pl.DataFrame, at: datetime) -> float:
+def _window(at: datetime) -> tuple[datetime, datetime]:
+    """The run rate's months: from the start of the third full month before `at`'s to the start of `at`'s."""
     window_end = datetime(at.year, at.month, 1)
+    return _shift_months(window_end, -RUN_RATE_MONTHS), window_end
+
+
+def _monthly_rate(state: pl.DataFrame, at: datetime, first_created: datetime | None) -> float:
+    window_start, window_end = _window(at)
     month_ends = [_shift_months(window_end, -k) for k in range(RUN_RATE_MONTHS)]
-    window_start = _shift_months(window_end, -RUN_RATE_MONTHS)
-    if state.height == 0:
+    if first_created is None:
         return 0.0
-    first_created = state[s.CREATED_AT].min()
-    assert isinstance(first_created, datetime)
     observed = sum(1 for end in month_ends if end > first_created)
     if observed == 0:
         return 0.0

@@ -14,8 +14,9 @@ from sqlalchemy.engine import Engine
 
 from closewise.analytics.currency import to_corporate
 from closewise.analytics.targets import target_from_quotas
+from closewise.db import frames
 from closewise.db.opportunity_labels import opportunity_labels
-from closewise.db.playbook import load_checks, load_playbook
+from closewise.db.playbook import load_playbook
 from closewise.db.quotas import load_quotas_within
 from closewise.domain.periods import Period, PeriodKind
 from closewise.domain.timeutil import as_utc, utcnow
@@ -110,7 +111,7 @@ def with_criteria(engine: Engine, forecaster: PeriodForecaster) -> PeriodForecas
     criteria, which the deal models read as "share of the stage's exit criteria met" (`ml.features`)."""
     with engine.connect() as connection:
         playbook = load_playbook(connection)
-        checks = load_checks(connection)
+        checks = frames.load_criteria_checks(connection)
     catalogue = pl.DataFrame([(stage.key, criterion.key) for stage in playbook.stages
                               for criterion in stage.exit_criteria],
                              schema={"stage": pl.String(), "criterion_key": pl.String()}, orient="row")

@@ -31,8 +31,6 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from closewise.analytics.targets import target_from_quotas
-from closewise.db import tables
-from closewise.db.bulk import count_rows, last_ids
 from closewise.db.opportunity_labels import opportunity_labels
 from closewise.db.quotas import load_quotas_within
 from closewise.domain.periods import FiscalCalendar, Period, PeriodKind
@@ -43,7 +41,9 @@ from closewise.ml.backtest import BacktestRow, baselines_at, summarise
 from closewise.ml.forecaster import PeriodForecast, PeriodForecaster, PeriodInputs, actual_of, restrict, won_in_period
 from closewise.ml.metrics import crps_samples
 from closewise.services.jobs import Job, JobRunner, Progress
-from closewise.services.org_data import OrgData, load_org, scoped
+from closewise.services.org_cache import OrgCache as OrgCache  # re-exported: callers imported it from here
+from closewise.services.org_cache import data_stamp as data_stamp
+from closewise.services.org_data import OrgData
 
 TRACK_MONTHS: Final = 12
 TOP_DEALS: Final = 25
@@ -76,74 +76,6 @@ class OrgForecast:
 class TrackRun:
     org: OrgData
     months: tuple[PeriodForecast, ...]  # oldest first, each made on its month's first day
-
-
-# --- reading the org once per data ---------------------------------------------------------------------------
-
-
-def data_stamp(engine: Engine) -> str:
-    """What changes when the data a forecast reads changes: the last change row, deal and activity, and the
-    number of deals (deletions)."""
-    with engine.connect() as connection:
-        ids = last_ids(connection, (tables.opportunity_changes, tables.opportunities, tables.activities))
-        count = count_rows(connection, tables.opportunities)
-    return "-".join(str(v) for v in (*ids.values(), count))
-
-
-class OrgCache:
-    """The org as last read (one per data stamp), the scoped views of it that were asked for, so the timeline
-    of each is built once (analytics memoise by the timeline's identity), and documents computed from them; all
-    dropped when the data changes."""
-
-    def __init__(self, *, scoped_views: int = 32, documents: int = 128) -> None:
-        self._lock = threading.Lock()
-        self._org: tuple[str, OrgData] | None = None
-        self._views: OrderedDict[tuple[str, frozenset[int]], OrgData] = OrderedDict()
-        self._documents: OrderedDict[Hashable, Any] = OrderedDict()
-        self._size = scoped_views
-        self._documents_size = documents
-
-    def org(self, engine: Engine, stamp: str | None = None) -> tuple[str, OrgData]:
-        stamp = stamp or data_stamp(engine)
-        with self._lock:
-            if self._org is not None and self._org[0] == stamp:
-                return self._org
-        loaded = (stamp, load_org(engine))
-        with self._lock:
-            self._org = loaded
-            self._views.clear()
-            self._documents.clear()
-        return loaded
-
-    def remember(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """`build()`, kept under `key` (which must name the data stamp and everything else the result depends
-        on) until the org is read again."""
-        with self._lock:
-            if key in self._documents:
-                self._documents.move_to_end(key)
-                return self._documents[key]
-        value = build()
-        with self._lock:
-            self._documents[key] = value
-            while len(self._documents) > self._documents_size:
-                self._documents.popitem(last=False)
-        return value
-
-    def scoped(self, stamp: str, org: OrgData, scope: Scope) -> OrgData:
-        if scope.owner_ids is None:
-            return org
-        key = (stamp, scope.owner_ids)
-        with self._lock:
-            view = self._views.get(key)
-            if view is not None:
-                self._views.move_to_end(key)
-                return view
-        view = scoped(org, scope)
-        with self._lock:
-            self._views[key] = view
-            while len(self._views) > self._size:
-                self._views.popitem(last=False)
-        return view
 
 
 # --- periods, moments and targets --------------------------------------------------------------------------

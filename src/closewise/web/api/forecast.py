@@ -7,7 +7,6 @@ header, and the same request repeated answers 200 when the result is ready (`ser
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from closewise.services.forecast_view import ForecastViews, Pending
-from closewise.web.deps import ApiUser, EngineDep, JobsDep
+from closewise.web.deps import ApiUser, EngineDep
 
 router = APIRouter(tags=["forecast"])
 
@@ -30,19 +29,11 @@ PeriodParam = Annotated[str, Query(max_length=16, pattern=PERIOD_PATTERN, exampl
 AsOfParam = Annotated[date | None, Query(description="forecast as known at the end of this day (default: now)")]
 TargetParam = Annotated[float | None, Query(gt=0, allow_inf_nan=False,
                                             description="default: the caller's quota for the period")]
-_CREATE = threading.Lock()
 
 
-def forecast_views(request: Request, jobs: JobsDep) -> ForecastViews:
-    """The app's forecasts and their cache (made on first use, one per app)."""
-    state = request.app.state
-    views: ForecastViews | None = getattr(state, "forecast_views", None)
-    if views is None:
-        with _CREATE:
-            views = getattr(state, "forecast_views", None)
-            if views is None:
-                views = ForecastViews(jobs)
-                state.forecast_views = views
+async def forecast_views(request: Request) -> ForecastViews:
+    """The app's forecasts and their cache (one per app, made by `create_app`)."""
+    views: ForecastViews = request.app.state.forecast_views
     return views
 
 
