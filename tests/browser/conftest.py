@@ -171,7 +171,8 @@ def new_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     def make() -> Watched:
         context = browser.new_context(viewport=VIEWPORT, base_url=live_server.base_url, locale="en-US",
                                       timezone_id="UTC")
-        context.set_default_timeout(20_000)
+        # The first forecast page of a live server can take tens of seconds on a loaded 2-core machine.
+        context.set_default_timeout(60_000)
         contexts.append(context)
         return _watch(context.new_page(), live_server.base_url)
 

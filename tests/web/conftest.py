@@ -66,6 +66,21 @@ def web_org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebOrg]:
             engine.dispose()
 
 
+def visible_owners(org: WebOrg, role: str) -> set[int] | None:
+    """Whose records `role`'s login sees, walked here from the users table (None: everyone) — independently of
+    `domain.scope`, so tests compare the app's scope with a rule of their own."""
+    if role in ("admin", "leader"):
+        return None
+    with org.engine.connect() as connection:
+        managers = dict(connection.execute(sa.select(users.c.id, users.c.manager_id)).all())
+    seen = {org.user_id(org.logins[role])}
+    while True:
+        below = {user for user, manager in managers.items() if manager in seen} - seen
+        if not below:
+            return seen
+        seen |= below
+
+
 def api_client(org: WebOrg, role: str | None) -> TestClient:
     """A client with a bearer token of the demo login of `role` (None: no token)."""
     client = TestClient(org.app)

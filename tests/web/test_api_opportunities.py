@@ -22,7 +22,7 @@ from closewise.db.tables import (
     stages,
     users,
 )
-from tests.web.conftest import WebOrg, api_client
+from tests.web.conftest import WebOrg, api_client, visible_owners
 
 ROLES = ["admin", "leader", "manager", "rep", "viewer"]
 o = opportunities
@@ -61,20 +61,6 @@ def client_of(org: WebOrg, role: str | None) -> TestClient:
         _CLIENTS[key] = api_client(org, role)
     return _CLIENTS[key]
 
-
-def visible_owners(org: WebOrg, role: str) -> set[int] | None:
-    """The owners `role`'s login sees, from the hierarchy read here (None: everyone)."""
-    if role in ("admin", "leader"):
-        return None
-    me = org.user_id(org.logins[role])
-    with org.engine.connect() as connection:
-        managers = dict(connection.execute(sa.select(users.c.id, users.c.manager_id)).all())
-    seen = {me}
-    while True:
-        below = {user for user, manager in managers.items() if manager in seen} - seen
-        if not below:
-            return seen
-        seen |= below
 
 
 def scoped(org: WebOrg, role: str, statement: sa.Select[Any]) -> sa.Select[Any]:

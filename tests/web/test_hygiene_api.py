@@ -13,30 +13,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from closewise.db.tables import audit_log, hygiene_snoozes, opportunities, opportunity_changes, users
+from closewise.db.tables import audit_log, hygiene_snoozes, opportunities, opportunity_changes
 from closewise.domain.timeutil import utcnow
 from closewise.services import hygiene as service
 from closewise.services.users import add_user
-from tests.web.conftest import PASSWORD, WebOrg, api_client
+from tests.web.conftest import PASSWORD, WebOrg, api_client, visible_owners
 
 ROLES = ["admin", "leader", "manager", "rep", "viewer"]
 EXTRA_CODES = frozenset({"no_next_step", "close_date_past", "stuck_in_stage", "aged_past_cycle", "no_activity",
                          "not_requalified", "pushed_often"})  # findings that do not go away with time
 
-
-def visible_owners(org: WebOrg, role: str) -> set[int] | None:
-    """Who the role's login sees, by the hierarchy in SQL (None: everyone)."""
-    if role in ("admin", "leader"):
-        return None
-    me = org.user_id(org.logins[role])
-    with org.engine.connect() as connection:
-        managers = dict(connection.execute(sa.select(users.c.id, users.c.manager_id)).all())
-    seen = {me}
-    while True:
-        below = {user for user, manager in managers.items() if manager in seen} - seen
-        if not below:
-            return seen
-        seen |= below
 
 
 def owners_now(org: WebOrg) -> dict[int, int | None]:

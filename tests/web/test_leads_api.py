@@ -12,27 +12,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from closewise.db.tables import lead_events, leads, users
+from closewise.db.tables import lead_events, leads
 from closewise.domain.timeutil import utcnow
-from tests.web.conftest import WebOrg, api_client
+from tests.web.conftest import WebOrg, api_client, visible_owners
 
 ROLES = ["admin", "leader", "manager", "rep", "viewer"]
 READS = ["/api/leads", "/api/leads/funnel", "/api/leads/sla", "/api/leads/response-effect", "/api/leads/quality",
          "/api/leads/recycle"]
 
-
-def visible_owners(org: WebOrg, role: str) -> set[int] | None:
-    if role in ("admin", "leader"):
-        return None
-    me = org.user_id(org.logins[role])
-    with org.engine.connect() as connection:
-        managers = dict(connection.execute(sa.select(users.c.id, users.c.manager_id)).all())
-    seen = {me}
-    while True:
-        below = {user for user, manager in managers.items() if manager in seen} - seen
-        if not below:
-            return seen
-        seen |= below
 
 
 def lead_rows(org: WebOrg) -> list[Any]:

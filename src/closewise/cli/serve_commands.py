@@ -8,27 +8,45 @@ from closewise.cli.common import emit_json, engine_for, state, stdout
 from closewise.settings import Settings
 
 
-def serve_app(settings: Settings, *, host: str, port: int) -> None:
-    """Run the web app until interrupted (shared by `serve` and `demo`)."""
+def serve_app(settings: Settings, *, host: str, port: int, workers: int = 1) -> None:
+    """Run the web app until interrupted (shared by `serve` and `demo`). With more than one worker, uvicorn starts
+    that many processes, each building the app from `settings` (handed over in the environment), so every core
+    serves requests; each worker keeps its own caches."""
+    import os
+
     import uvicorn
 
-    from closewise.web.app import create_app
+    from closewise.db.engine import make_engine, refresh_planner_statistics
+    from closewise.web.app import app_from_environment, create_app, settings_environment
 
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+    engine = make_engine(settings.database_url)
+    try:
+        refresh_planner_statistics(engine)  # once here, before any worker starts reading
+    finally:
+        engine.dispose()
+    if workers <= 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=True)
+        return
+    os.environ.update(settings_environment(settings))  # the workers are child processes: they inherit it
+    factory = f"{app_from_environment.__module__}:{app_from_environment.__name__}"
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_level="warning",
+                proxy_headers=True)
 
 
 def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Server processes (one per core uses every core; each keeps its own caches)."),
 ) -> None:
     """Serve the web app and the REST API (OpenAPI at /api/openapi.json)."""
     settings = state(ctx).settings
     engine_for(ctx)  # fail now, in one line, if the database is missing or not initialised
-    stdout.print(f"Closewise is running at [bold]http://{host}:{port}/[/bold] (API docs at /api/docs). "
+    processes = f" with {workers} worker processes" if workers > 1 else ""
+    stdout.print(f"Closewise is running at [bold]http://{host}:{port}/[/bold]{processes} (API docs at /api/docs). "
                  "Press Ctrl+C to stop.")
-    serve_app(settings, host=host, port=port)
+    serve_app(settings, host=host, port=port, workers=workers)
 
 
 def score(

@@ -162,7 +162,7 @@ def playbook_stages(connection: Connection, *, pipeline: str) -> list[dict[str, 
     rows = connection.execute(
         sa.select(stages.c.id, stages.c.key, stages.c.name, stages.c.order, stages.c.default_probability,
                   stages.c.forecast_category, stages.c.days_to_rot, stages.c.requalify_days, stages.c.guidance,
-                  stages.c.required_fields)
+                  stages.c.required_fields, stages.c.requires_passing_proposal)
         .where(stages.c.pipeline == pipeline).order_by(stages.c.order, stages.c.id)).mappings().all()
     criteria: dict[int, list[dict[str, Any]]] = {}
     if rows:

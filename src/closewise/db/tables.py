@@ -184,6 +184,11 @@ opportunities = sa.Table(
     Index("ix_opportunities_close_date", "close_date"),
     Index("ix_opportunities_status_close_date", "status", "close_date"),
     Index("ix_opportunities_amount", "amount"),
+    # A manager's or rep's list: owner_id IN (their hierarchy), a status, by close date; the list sorted by
+    # name; filtered and counted by stage (0008).
+    Index("ix_opportunities_owner_status_close_date", "owner_id", "status", "close_date"),
+    Index("ix_opportunities_name", "name"),
+    Index("ix_opportunities_stage_status", "stage", "status"),
 )
 
 opportunity_changes = sa.Table(
@@ -239,6 +244,8 @@ stages = sa.Table(
     sa.Column("requalify_days", Integer),
     sa.Column("guidance", Text),
     sa.Column("required_fields", JSON),
+    # Leaving the stage needs the deal's latest proposal to pass its quality checks (playbook/gates.py).
+    sa.Column("requires_passing_proposal", Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.UniqueConstraint("pipeline", "key", name="uq_stages_pipeline_key"),
 )
 
@@ -336,6 +343,9 @@ proposals = sa.Table(
     sa.Column("path", Text),
     sa.Column("executive_summary", Text, nullable=False),
     sa.Column("checks", JSON),
+    # The document as generated (migration 0009; null for proposals recorded before it).
+    sa.Column("content", sa.LargeBinary),
+    sa.Column("filename", String(255)),
 )
 
 currency_rates = sa.Table(

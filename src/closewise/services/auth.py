@@ -3,28 +3,46 @@
 Secrets are random (`secrets.token_urlsafe`), handed to the client once and stored only as SHA-256 hashes. A
 wrong email and a wrong password give the same answer, and both cost one argon2 verification, so the sign-in
 form does not tell which addresses have accounts.
+
+Working out who is asking (the credential, the user, and their scope, which walks the hierarchy) costs about
+3 ms of CPU; every request needs it. `PrincipalCache` keeps the answer per credential for at most
+`PRINCIPAL_CACHE_SECONDS` (5 s): a credential's own expiry is still checked on every request, and any write to
+the users, sessions or tokens tables through the same engine (sign-out, revoking, a role, manager or active-flag
+change, a user imported) empties it at once. What no write through this process's engine announces — a change
+made by another server worker or by the CLI — reaches the cached answers within those 5 seconds at most: a
+revoked or deactivated credential stops working within 5 s on every worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any, Final
 
+import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from closewise.db import audit
 from closewise.db import auth as auth_queries
 from closewise.db import users as user_queries
 from closewise.db.scope import scope_for
+from closewise.db.tables import api_tokens, users, web_sessions
 from closewise.domain.scope import Scope
-from closewise.domain.timeutil import utcnow
+from closewise.domain.timeutil import as_utc, utcnow
 from closewise.errors import AuthError
 from closewise.services.passwords import hash_password, verify_password
 
 WRONG_CREDENTIALS = "wrong email or password"
+PRINCIPAL_CACHE_SECONDS: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -95,22 +113,33 @@ def issue_token(engine: Engine, *, user_id: int, minutes: int) -> Issued:
     return Issued(secret, expires)
 
 
-def session_principal(engine: Engine, *, secret: str) -> Principal:
+def session_principal(engine: Engine, *, secret: str, cache: PrincipalCache | None = None) -> Principal:
     """The user of a live browser session (AuthError when it is unknown or expired)."""
-    with engine.connect() as connection:
-        found = auth_queries.find_session(connection, token_hash=_digest(secret), now=utcnow())
-        if found is None:
-            raise AuthError("your session has expired; sign in again")
-        return _principal(connection, found)
+    return _resolve(engine, "session", secret, cache, auth_queries.find_session,
+                    "your session has expired; sign in again")
 
 
-def token_principal(engine: Engine, *, secret: str) -> Principal:
+def token_principal(engine: Engine, *, secret: str, cache: PrincipalCache | None = None) -> Principal:
     """The user of a live API token (AuthError when it is unknown or expired)."""
+    return _resolve(engine, "token", secret, cache, auth_queries.find_token,
+                    "the bearer token is unknown or has expired; ask POST /api/auth/token for a new one")
+
+
+def _resolve(engine: Engine, kind: str, secret: str, cache: PrincipalCache | None,
+             find: Callable[..., auth_queries.Credential | None], expired: str) -> Principal:
+    if cache is not None:
+        cached = cache.get(kind, secret)
+        if cached is not None:
+            return cached
+        generation = cache.generation(engine)  # before reading: a write meanwhile makes this answer stale
     with engine.connect() as connection:
-        found = auth_queries.find_token(connection, token_hash=_digest(secret), now=utcnow())
+        found = find(connection, token_hash=_digest(secret), now=utcnow())
         if found is None:
-            raise AuthError("the bearer token is unknown or has expired; ask POST /api/auth/token for a new one")
-        return _principal(connection, found)
+            raise AuthError(expired)
+        principal = _principal(connection, found)
+    if cache is not None:
+        cache.put(engine, kind, secret, principal, expires_at=found.expires_at, generation=generation)
+    return principal
 
 
 def _principal(connection: Connection, found: auth_queries.Credential) -> Principal:
@@ -118,6 +147,96 @@ def _principal(connection: Connection, found: auth_queries.Credential) -> Princi
     if user is None:
         raise AuthError("this account no longer exists")
     return Principal(user.id, user.email, user.name, scope_for(connection, user_id=user.id), found.csrf_token)
+
+
+# Writes to these tables can change or end a cached principal: who a user is, their role and place in the
+# hierarchy (and so everyone's scope above them), and which sessions and tokens exist.
+_WATCHED: Final = frozenset({users.name, web_sessions.name, api_tokens.name})
+_generations: weakref.WeakKeyDictionary[Engine, list[int]] = weakref.WeakKeyDictionary()
+_watching = threading.Lock()
+
+
+def _watch(engine: Engine) -> list[int]:
+    """The engine's write counter for `_WATCHED` (one listener per engine, installed on first use).
+
+    It moves when such a statement is executed and again when the connection that ran it goes back to the pool
+    (after its commit or rollback), so a principal read while the write was not yet committed is not kept."""
+    with _watching:
+        counter = _generations.get(engine)
+        if counter is not None:
+            return counter
+        counter = [0]
+        _generations[engine] = counter
+
+        def executed(conn: Connection, clause: Any, *_: Any) -> None:
+            if not isinstance(clause, sa.sql.dml.UpdateBase):
+                return
+            table = getattr(clause.table, "name", None)
+            # A new token or session changes no one's answer; a new user may join someone's hierarchy.
+            if table in _WATCHED and not (isinstance(clause, sa.sql.dml.Insert) and table != users.name):
+                conn.info["closewise_auth_written"] = True
+                counter[0] += 1
+
+        def returned(dbapi_connection: Any, record: Any) -> None:
+            if record.info.pop("closewise_auth_written", False):
+                counter[0] += 1
+
+        def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            record.info.pop("closewise_auth_written", None)
+
+        event.listen(engine, "after_execute", executed)
+        event.listen(engine, "checkin", returned)
+        event.listen(engine, "checkout", checked_out)
+        return counter
+
+
+class PrincipalCache:
+    """Principals by (kind, credential hash), each kept for at most `seconds` and never past its credential's
+    expiry; at most `size` of them (the least recently used go first); all forgotten when the watched tables are
+    written through the engine (`_watch`). One per app (`app.state.principals`)."""
+
+    def __init__(self, *, seconds: float = PRINCIPAL_CACHE_SECONDS, size: int = 4096,
+                 clock: Callable[[], float] = time.monotonic, now: Callable[[], datetime] = utcnow) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._clock = clock
+        self._now = now
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], tuple[Principal, datetime, float, Engine, int]] = OrderedDict()
+
+    def generation(self, engine: Engine) -> int:
+        return _watch(engine)[0]
+
+    def get(self, kind: str, secret: str) -> Principal | None:
+        """The cached principal of this `session` or `token` secret, or None (unknown, older than `seconds`, past
+        its expiry, or written since)."""
+        key = (kind, _digest(secret))
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            principal, expires_at, stored, engine, generation = entry
+            if (self._clock() - stored >= self.seconds or self._now() >= expires_at
+                    or _watch(engine)[0] != generation):
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return principal
+
+    def put(self, engine: Engine, kind: str, secret: str, principal: Principal, *, expires_at: datetime,
+            generation: int) -> None:
+        """Keep `principal` for `secret`, read from `engine` when its write counter was `generation`."""
+        if self.seconds <= 0 or _watch(engine)[0] != generation:
+            return  # the tables changed while it was read: do not keep what may be the old answer
+        key = (kind, _digest(secret))
+        with self._lock:
+            self._entries[key] = (principal, as_utc(expires_at), self._clock(), engine, generation)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class LoginThrottle:

@@ -1,4 +1,5 @@
-"""`create_app(settings)`: the FastAPI app with its pages, REST API, static files and error handling.
+"""`create_app(settings)`: the FastAPI app with its pages, REST API, static files and error handling;
+`app_from_environment()`: the same for `uvicorn --factory` in each worker of `closewise serve --workers N`.
 
 Errors: a domain error becomes one message with the status it deserves (400/422 bad input, 401 no or expired
 credentials, 403 not allowed, 404 missing or out of scope, 409 conflict) — JSON `{"detail", "where"}` under
@@ -7,11 +8,14 @@ credentials, 403 not allowed, 404 missing or out of scope, 409 conflict) — JSO
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,12 +23,14 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from closewise.errors import AuthError, CloseWiseError, Conflict, DatabaseError, Forbidden, InvalidInput, NotFound
-from closewise.services.auth import LoginThrottle
+from closewise.services.auth import LoginThrottle, PrincipalCache
 from closewise.services.database import open_database
+from closewise.services.forecast_view import ForecastViews
 from closewise.services.jobs import JobRunner
-from closewise.settings import Settings
+from closewise.settings import Settings, load_settings
 from closewise.web import routes
 from closewise.web.deps import LoginRequired, Unauthenticated
 from closewise.web.render import make_templates, page
@@ -41,6 +47,8 @@ _HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+# `closewise serve --workers N` hands its settings to each worker process through this variable (JSON).
+SETTINGS_VARIABLE: Final = "CLOSEWISE_SERVE_SETTINGS"
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
@@ -71,6 +79,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.templates = make_templates()
     app.state.jobs = JobRunner()
     app.state.throttle = LoginThrottle()
+    app.state.principals = PrincipalCache()
+    app.state.forecast_views = ForecastViews(app.state.jobs)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.get("/static-vendor/plotly.min.js", include_in_schema=False)
@@ -78,19 +88,55 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         return FileResponse(_plotly_file(), media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for name, value in _HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/api"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.add_middleware(SecurityHeaders)
     _handlers(app)
     routes.include_all(app)
     _document_errors(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `closewise serve --workers N` worker: the settings the command was given (JSON in
+    `CLOSEWISE_SERVE_SETTINGS`), or else those of the environment (`CLOSEWISE_DATABASE_URL`)."""
+    raw = os.environ.get(SETTINGS_VARIABLE)
+    if not raw:
+        return create_app(load_settings())
+    given = json.loads(raw)
+    known = {field.name for field in fields(Settings)}
+    return create_app(Settings(**{key: value for key, value in given.items() if key in known}))
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment that makes `app_from_environment` build the app of `settings`."""
+    return {SETTINGS_VARIABLE: json.dumps(asdict(settings))}
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response (and `Cache-Control: no-store` under `/api`) unless the
+    response set them itself. A plain ASGI middleware: Starlette's `BaseHTTPMiddleware` runs each request through
+    extra tasks and memory streams, which cost more than the rest of a small API answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._common = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in _HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self._common
+        if str(scope.get("path", "")).startswith("/api"):
+            extra = [*extra, (b"cache-control", b"no-store")]
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend((name, value) for name, value in extra if name not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 _ERROR_SCHEMA: dict[str, Any] = {

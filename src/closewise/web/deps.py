@@ -1,5 +1,10 @@
 """Request dependencies: the engine, the signed-in user (bearer token for `/api`, session cookie for pages),
-and the CSRF check every page form and htmx request passes."""
+and the CSRF check every page form and htmx request passes.
+
+They are `async`: FastAPI runs a plain `def` dependency in the thread pool, a hop that costs more than these
+lookups. The signed-in user comes from the app's `PrincipalCache` when it holds the credential (no database
+work); otherwise the database lookup runs in the thread pool like any blocking call.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from closewise.domain.scope import Action
 from closewise.errors import AuthError, Forbidden
 from closewise.services import auth
-from closewise.services.auth import Principal
+from closewise.services.auth import Principal, PrincipalCache
 from closewise.services.jobs import JobRunner
 from closewise.settings import Settings
 
@@ -34,24 +40,29 @@ class LoginRequired(Exception):
         super().__init__(next_path)
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_jobs(request: Request) -> JobRunner:
+async def get_jobs(request: Request) -> JobRunner:
     jobs: JobRunner = request.app.state.jobs
     return jobs
 
 
-def get_throttle(request: Request) -> auth.LoginThrottle:
+async def get_throttle(request: Request) -> auth.LoginThrottle:
     throttle: auth.LoginThrottle = request.app.state.throttle
     return throttle
+
+
+def _principals(request: Request) -> PrincipalCache:
+    cache: PrincipalCache = request.app.state.principals
+    return cache
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
@@ -60,21 +71,30 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 
 
-def api_principal(engine: EngineDep, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
+async def api_principal(request: Request, engine: EngineDep,
+                        token: Annotated[str | None, Depends(_bearer)]) -> Principal:
     if not token:
         raise Unauthenticated("sign in first: send Authorization: Bearer <token> from POST /api/auth/token")
+    cache = _principals(request)
+    cached = cache.get("token", token)
+    if cached is not None:
+        return cached
     try:
-        return auth.token_principal(engine, secret=token)
+        return await run_in_threadpool(auth.token_principal, engine, secret=token, cache=cache)
     except AuthError as exc:
         raise Unauthenticated(exc.message) from exc
 
 
-def page_principal(request: Request, engine: EngineDep) -> Principal:
+async def page_principal(request: Request, engine: EngineDep) -> Principal:
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
         raise LoginRequired(_next(request))
+    cache = _principals(request)
+    cached = cache.get("session", secret)
+    if cached is not None:
+        return cached
     try:
-        return auth.session_principal(engine, secret=secret)
+        return await run_in_threadpool(auth.session_principal, engine, secret=secret, cache=cache)
     except AuthError:
         raise LoginRequired(_next(request)) from None
 

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from closewise.domain.scope import Action
+from closewise.domain.timeutil import as_utc
 from closewise.errors import InvalidInput, NotFound
 from closewise.services import import_jobs
 from closewise.services.auth import Principal
@@ -96,6 +97,12 @@ class ImportRun(BaseModel):
     user_name: str | None
     counts: dict[str, dict[str, Any]]
     errors_url: str | None
+
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # SQLite hands back naive UTC; the API always states the offset (RFC 3339 date-time).
+        return None if value is None else as_utc(value)
 
 
 def errors_folder(request: Request) -> Path:

@@ -22,8 +22,10 @@ from closewise.domain.enums import ChangeField, ForecastCategory, OpportunitySta
 from closewise.domain.scope import Action
 from closewise.domain.timeutil import utcnow
 from closewise.errors import Conflict, InvalidInput
+from closewise.playbook.gates import item_labels
 from closewise.services import deals, playbook, playbook_view
 from closewise.services.auth import Principal
+from closewise.services.playbook import GateRefused
 from closewise.web.deps import EngineDep, PageUser, PageWriter
 from closewise.web.render import money, page
 
@@ -174,6 +176,7 @@ async def deal_edit(deal_id: int, request: Request, user: PageWriter, engine: En
     values = {name: str(form.get(name, "")) for name in
               ("stage", "amount", "close_date", "next_step", "forecast_category", "override_reason")}
     message: tuple[str, str]
+    refused: GateRefused | None = None
     status = 200
     try:
         edit = deals.DealEdit(
@@ -183,13 +186,33 @@ async def deal_edit(deal_id: int, request: Request, user: PageWriter, engine: En
         deals.edit_deal(engine, scope=user.scope, deal_id=deal_id, edit=edit)
         message = ("ok", "Saved. The change log below shows what changed.")
         values = {}
+    except GateRefused as exc:
+        # Nothing was saved; the update form lists what is missing (by `_refusal`) and keeps what was typed.
+        refused = exc
+        count = len(exc.decision.missing)
+        message = ("error", f"Stage not changed: {count} exit criteria not met. They are listed by the update form: "
+                            "complete them, or give a reason to override.")
+        status = 200 if _partial(request) else 409
     except (InvalidInput, Conflict) as exc:
         field = f"{FIELD_LABELS.get(exc.where or '', exc.where)}: " if exc.where else ""
         message = ("error", f"{field}{exc.message[:1].upper()}{exc.message[1:]}.")
         status = 200 if _partial(request) else (409 if isinstance(exc, Conflict) else 422)
     context = _deal_context(engine, user, deal_id, message=message, submitted=values)
+    if refused is not None:
+        context["refused"] = _refusal(refused, context["stages"])
     template = "partials/deal_body.html" if _partial(request) else "deal.html"
     return page(request, template, user, status_code=status, **context)
+
+
+def _refusal(refused: GateRefused, stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A refused move as the update form shows it: where it was going and each missing item with its stage's
+    name (a skip can miss criteria of the stages jumped over)."""
+    names = {stage["key"]: stage["name"] for stage in stages}
+    decision = refused.decision
+    return {"from_stage": decision.from_stage, "to_stage": decision.to_stage,
+            "to_name": names.get(decision.to_stage, decision.to_stage),
+            "skipped": [names.get(key, key) for key in decision.skipped],
+            "missing": [{**c.to_dict(), "stage_name": names.get(c.stage, c.stage)} for c in decision.missing]}
 
 
 def _deal_context(engine: EngineDep, user: Principal, deal_id: int, *, message: tuple[str, str] | None = None,
@@ -203,10 +226,11 @@ def _deal_context(engine: EngineDep, user: Principal, deal_id: int, *, message: 
     current = next((stage for stage in stages if stage["key"] == deal["stage"]), None)
     reasons = sorted(deal["reasons"], key=lambda r: -abs(float(r["contribution"])))
     gate = playbook.deal_playbook(engine, scope=user.scope, deal_id=deal_id)
+    labels = item_labels(playbook.current_playbook(engine, pipeline=deal["pipeline"]))
     return {
-        "gate": gate,
+        "gate": gate, "refused": None,
         "title": deal["name"], "deal": deal, "stages": stages, "stage": current,
-        "timeline": timeline(changes, names, deal), "activities": activities,
+        "timeline": timeline(changes, names, deal, labels), "activities": activities,
         "reasons": reasons, "history": history, "figure": probability_figure(history),
         "categories": CATEGORY_LABELS, "message": message, "submitted": submitted or {},
         "today": utcnow().date().isoformat(),
@@ -237,15 +261,26 @@ async def deal_criteria(deal_id: int, request: Request, user: PageWriter, engine
     return page(request, template, user, status_code=status, **context)
 
 
-def timeline(changes: list[dict[str, Any]], stage_names: dict[str, str], deal: dict[str, Any]) -> list[
-        dict[str, Any]]:
-    """The change log as events, newest first: the changes one person made at one moment, together."""
+def timeline(changes: list[dict[str, Any]], stage_names: dict[str, str], deal: dict[str, Any],
+             item_names: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The change log as events, newest first: the changes one person made at one moment, together. One edit
+    logs its stage change with the gate override's reason (`gate override: … (missing: …)`) and the fields that
+    came with it with the plain reason, so the override, when there is one, speaks for the event: the reason
+    given and what was missing (labels from `item_names`)."""
     events: list[dict[str, Any]] = []
     for change in changes:
-        key = (change["changed_at"], change["changed_by"], change["source"], change["reason"])
+        key = (change["changed_at"], change["changed_by"], change["source"])
         if not events or events[-1]["key"] != key:
             events.append({"key": key, "at": change["changed_at"], "who": change["changed_by_name"],
-                           "source": change["source"], "reason": change["reason"], "items": []})
+                           "source": change["source"], "reason": change["reason"], "items": [], "override": None})
+        event = events[-1]
+        override = playbook.parse_override(change["reason"])
+        if override is not None:
+            event["reason"] = change["reason"]
+            event["override"] = {"reason": override[0],
+                                 "missing": [(item_names or {}).get(k, k) for k in override[1]]}
+        elif event["reason"] is None:
+            event["reason"] = change["reason"]
         events[-1]["items"].append({
             "field": FIELD_LABELS.get(change["field"], change["field"]),
             "old": _shown(change["field"], change["old_value"], stage_names, deal),

@@ -86,9 +86,11 @@ def month_figure(document: dict[str, Any]) -> dict[str, Any]:
                   "y": [g["total"] for g in groups], "marker": {"color": colors},
                   "customdata": [g["count"] for g in groups], "name": "Open pipeline",
                   "hovertemplate": f"%{{x}}: %{{y:,.0f}} {currency}, %{{customdata}} deals<extra></extra>"}],
-        "layout": {"height": 320, "showlegend": False, "xaxis": {"type": "category"},
+        # automargin: the slanted month labels get the room they need (the last one was cut at the right edge).
+        "layout": {"height": 320, "showlegend": False,
+                   "xaxis": {"type": "category", "tickangle": -45, "automargin": True},
                    "yaxis": {"tickformat": "~s", "title": {"text": currency}, "gridcolor": "#eef0f5"},
-                   "margin": {"l": 64, "r": 16, "t": 16, "b": 56}},
+                   "margin": {"l": 64, "r": 28, "t": 16, "b": 56}},
     }
 
 
