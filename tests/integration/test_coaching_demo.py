@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -22,7 +22,7 @@ from closewise.db.engine import make_engine
 from closewise.db.tables import users
 from closewise.domain.enums import Role
 from closewise.domain.scope import Scope
-from closewise.services import coaching
+from closewise.services import coaching_data, coaching_gap, coaching_ramp, team
 from closewise.services.demo import DemoSummary
 from closewise.services.playbook import current_playbook
 from tests.cli_runner import run_cli
@@ -41,8 +41,8 @@ class Demo:
     engine: Engine
     summary: DemoSummary
     ids: dict[str, int]  # email -> user id
-    data: coaching.CoachingData
-    gap: coaching.GapReport
+    data: coaching_data.CoachingData
+    gap: coaching_gap.GapReport
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +52,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         engine = make_engine(url)
         with engine.connect() as connection:
             ids = {r.email: r.id for r in connection.execute(sa.select(users.c.email, users.c.id))}
-        data = coaching.load(engine, scope=EVERYONE, as_of=AS_OF)
-        report = coaching.performance_gap(engine, scope=EVERYONE, as_of=AS_OF, data=data)
+        data = coaching_data.load(engine, scope=EVERYONE, as_of=AS_OF)
+        report = coaching_gap.performance_gap(engine, scope=EVERYONE, as_of=AS_OF, data=data)
         try:
             yield Demo(url, engine, summary, ids, data, report)
         finally:
             engine.dispose()
 
 
-def _metric(report: coaching.GapReport, key: str) -> dict[str, object]:
+def _metric(report: coaching_gap.GapReport, key: str) -> dict[str, object]:
     return next(m for m in report.metrics if m["metric"] == key)
 
 
@@ -125,7 +125,7 @@ def test_checklist_comes_from_significant_behaviours(demo: Demo) -> None:
 
 
 def test_ramp_flags_the_planted_slow_starters(demo: Demo) -> None:
-    report = coaching.new_hire_ramp(demo.engine, scope=EVERYONE, as_of=AS_OF, data=demo.data)
+    report = coaching_ramp.new_hire_ramp(demo.engine, scope=EVERYONE, as_of=AS_OF, data=demo.data)
     by_id = {h["rep_id"]: h for h in report.new_hires}
     slow = [demo.ids[e] for e in demo.summary.planted["slow_starters"]]
     assert slow
@@ -142,11 +142,11 @@ def test_adopting_an_item_adds_an_exit_criterion(demo: Demo) -> None:
     item = next(i for i in demo.gap.checklist if i["adds_criterion"])
     leader = Scope(user_id=demo.ids[next(x.email for x in demo.summary.logins if x.role == "leader")],
                    role=Role.LEADER, owner_ids=None)
-    adopted = coaching.adopt_item(demo.engine, scope=leader, item_key=item["key"], as_of=AS_OF)
+    adopted = coaching_gap.adopt_item(demo.engine, scope=leader, item_key=item["key"], as_of=AS_OF)
     assert adopted["adopted"]
     stage = current_playbook(demo.engine).stage(item["stage"])
     assert item["key"] in {c.key for c in stage.exit_criteria}
-    again = coaching.performance_gap(demo.engine, scope=EVERYONE, as_of=AS_OF, data=demo.data)
+    again = coaching_gap.performance_gap(demo.engine, scope=EVERYONE, as_of=AS_OF, data=demo.data)
     assert next(i for i in again.checklist if i["key"] == item["key"])["adopted"]
     assert [a["item_key"] for a in again.adopted] == [item["key"]]
 
@@ -174,3 +174,21 @@ def test_gap_rank_reps_without_quotas_uses_bookings(demo: Demo) -> None:
     assert ranking.by == "bookings"
     table = ranking.table.filter(pl.col("eligible")).sort("rank")
     assert table["bookings"].to_list() == sorted(table["bookings"].to_list(), reverse=True)
+
+
+def test_scorecard_forecast_labels_find_the_planted_forecasters(demo: Demo) -> None:
+    """The generator plants reps with happy ears (calls inflated) and sandbaggers (deflated, docs/demo.md). The
+    scorecards' forecast accuracy never names a rep for the opposite of what was planted, every rep it labels
+    happy ears or sandbagger was planted so, and it finds some of each (not all: a sandbagger's call is floored at
+    what they had already won, and a rep with few ended quarters with a win has few calls to judge)."""
+    at = datetime(DEMO_TODAY.year, DEMO_TODAY.month, DEMO_TODAY.day, 23, 59, 59, tzinfo=UTC)
+    report = team.team_scorecards(demo.engine, scope=EVERYONE, as_of=at)
+    emails = {user_id: email for email, user_id in demo.ids.items()}
+    happy, sandbaggers = set(demo.summary.planted["happy_ears"]), set(demo.summary.planted["sandbaggers"])
+    labelled = {emails[card.user_id]: card.forecast_label for card in report.reps if card.user_id is not None}
+    assert {e for e, label in labelled.items() if label == "happy_ears"} <= happy
+    assert {e for e, label in labelled.items() if label == "sandbagger"} <= sandbaggers
+    assert any(labelled.get(e) == "happy_ears" for e in happy)
+    assert any(labelled.get(e) == "sandbagger" for e in sandbaggers)
+    biases = {emails[c.user_id]: c.forecast_bias for c in report.reps if c.forecast_bias is not None}
+    assert min(biases[e] for e in happy if e in biases) > max(biases[e] for e in sandbaggers if e in biases)

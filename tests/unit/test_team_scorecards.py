@@ -19,6 +19,10 @@ Rep 2 (no quota):
   K  won 2026-11-01, created 2026-10-01 (cycle 31 days), 100.   L  lost 2026-11-02.
   M  open, 5, due 2027-02-01; owned by rep 2 at AS_OF, handed to rep 3 on 2026-11-23.
 Rep 3 (quota 50): nothing at AS_OF (M arrives only later).
+
+Every deal sits in the playbook stage `proposal` (of qualification, proposal, negotiation) from its creation;
+`test_stage_conversion_follows_each_deal_through_the_funnel` has a rep of its own whose deals move.
+Forecast calls (`_submissions`) are described beside them.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from closewise.analytics.team import (
     ScorecardWindows,
     quarter_quotas,
     rep_scorecards,
+    scorecards,
     team_total,
 )
 from closewise.domain.periods import FiscalCalendar, PeriodKind
@@ -85,28 +90,59 @@ def _org() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _activities() -> pl.DataFrame:
     rows = [
-        (1, datetime(2026, 11, 20), True),  # in the window
-        (1, datetime(2026, 10, 25), True),  # 28 days before: in
-        (1, datetime(2026, 11, 1), None),  # completion unknown: taken as done, in
-        (1, datetime(2026, 10, 20), True),  # 33 days before: out
-        (1, datetime(2026, 11, 21), False),  # not done: out
-        (1, datetime(2026, 11, 23), True),  # after AS_OF: out
-        (2, datetime(2026, 11, 10), True),
+        (1, "call", datetime(2026, 11, 20), True),  # in the window
+        (1, "meeting", datetime(2026, 10, 25), True),  # 28 days before: in
+        (1, "EMAIL", datetime(2026, 11, 1), None),  # completion unknown: taken as done, in; type read in any case
+        (1, "task", datetime(2026, 10, 20), True),  # 33 days before: out
+        (1, "task", datetime(2026, 11, 21), False),  # not done: out
+        (1, "task", datetime(2026, 11, 23), True),  # after AS_OF: out
+        (2, None, datetime(2026, 11, 10), True),  # no type: "other"
     ]
-    return pl.DataFrame(rows, schema={"owner_id": pl.Int64(), "occurred_at": s.TIMESTAMP, "completed": pl.Boolean()},
+    return pl.DataFrame(rows, schema={"owner_id": pl.Int64(), "type": pl.String(), "occurred_at": s.TIMESTAMP,
+                                      "completed": pl.Boolean()}, orient="row")
+
+
+STAGES = pl.DataFrame({"key": ["qualification", "proposal", "negotiation"], "order": [1, 2, 3]})
+SUBMISSION_SCHEMA = {"id": pl.Int64(), "user_id": pl.Int64(), "period": pl.String(), "submitted_at": s.TIMESTAMP,
+                     "commit": pl.Float64(), "best_case": pl.Float64(), "pipeline": pl.Float64(),
+                     "kind": pl.String(), "subject_id": pl.Int64()}
+
+
+def _submissions() -> pl.DataFrame:
+    """Rep 1's wins by period, as known at each period's end: 2026-Q1 and March 2026 50 (B), October 2026 30 (A),
+    2026-Q2 nothing. Rep 2 won nothing in a period that has ended by AS_OF (K's quarter is still running)."""
+    rows = [
+        (1, 1, "2026-Q1", datetime(2026, 1, 10), 80.0, "submission"),  # superseded by the next
+        (2, 1, "2026-Q1", datetime(2026, 3, 20), 60.0, "submission"),  # final: (60 - 50) / 50 = +0.2
+        (3, 1, "2026-Q1", datetime(2026, 4, 2), 999.0, "submission"),  # after the quarter ended: not a call on it
+        (4, 2, "2026-Q1", datetime(2026, 3, 25), 5.0, "adjustment"),  # a manager's adjustment: not rep 1's call
+        (5, 1, "2026-03", datetime(2026, 3, 1), 40.0, "submission"),  # (40 - 50) / 50 = -0.2
+        (6, 1, "2026-10", datetime(2026, 10, 20), 20.0, "submission"),  # (20 - 30) / 30 = -1/3
+        (7, 1, "2026-Q2", datetime(2026, 6, 1), 10.0, "submission"),  # nothing won: no error to score
+        (8, 1, "2026-Q4", datetime(2026, 11, 2), 90.0, "submission"),  # not ended at AS_OF
+        (9, 2, "2026-Q3", datetime(2026, 9, 1), 50.0, "submission"),  # rep 2 won nothing in Q3
+        (10, 1, "not a period", datetime(2026, 3, 1), 1.0, "submission"),  # unreadable: skipped
+    ]
+    return pl.DataFrame([(i, u, p, at, c, c, None, k, None) for i, u, p, at, c, k in rows], schema=SUBMISSION_SCHEMA,
                         orient="row")
 
 
-def _inputs(quotas: dict[int, float]) -> ScorecardInputs:
-    opportunities, changes = _org()
+def _inputs(quotas: dict[int, float], *, trend_quotas: dict[tuple[int, date], float] | None = None,
+            opportunities: pl.DataFrame | None = None, changes: pl.DataFrame | None = None) -> ScorecardInputs:
+    if opportunities is None or changes is None:
+        opportunities, changes = _org()
     findings = pl.DataFrame({"id": [5, 5, 6, 1], "code": ["no_next_step", "pushed_often", "no_activity",
                                                           "no_activity"]})  # the one on won A is not open
+    by_quarter = trend_quotas or {}
     return ScorecardInputs(
-        timeline=build_timeline(opportunities, changes), changes=changes, activities=_activities(),
-        findings=findings,
+        opportunities=opportunities, timeline=build_timeline(opportunities, changes), changes=changes,
+        stages=STAGES, activities=_activities(), findings=findings,
         quotas=pl.DataFrame({"user_id": list(quotas), "quota": list(quotas.values())},
                             schema={"user_id": pl.Int64(), "quota": pl.Float64()}),
-        rates=RATES, corporate="USD")
+        trend_quotas=pl.DataFrame({"user_id": [u for u, _ in by_quarter], "period_start": [d for _, d in by_quarter],
+                                   "quota": list(by_quarter.values())},
+                                  schema={"user_id": pl.Int64(), "period_start": pl.Date(), "quota": pl.Float64()}),
+        submissions=_submissions(), rates=RATES, corporate="USD", calendar=FiscalCalendar())
 
 
 def _cards(reps: list[int]) -> dict[int, dict[str, Any]]:
@@ -208,3 +244,188 @@ def test_quarter_quotas_prefer_the_quarter_then_add_up_months() -> None:
     table = quarter_quotas(quotas, Q4, RATES, corporate="USD")
     assert dict(zip(table["user_id"], table["quota"], strict=True)) == {1: 300.0, 2: 50.0}
     assert quarter_quotas(quotas.clear(), Q4, RATES, corporate="USD").height == 0
+
+
+# --- pipeline created, activity mix, slippage, forecast accuracy ------------------------------------------
+
+
+def test_pipeline_created_this_quarter_counts_what_was_opened_by_the_date() -> None:
+    cards = _cards([1, 2, 3])
+    # Rep 1 opened F (20 EUR = 40 USD) on 2026-10-05 and G (10) on 2026-10-01; E and A were opened in Q3.
+    assert (cards[1]["created_quarter"], cards[1]["created_quarter_count"]) == (40.0 + 10.0, 2)
+    # Rep 2 opened K (100) on 2026-10-01; it is won since, and still pipeline created this quarter.
+    assert (cards[2]["created_quarter"], cards[2]["created_quarter_count"]) == (100.0, 1)
+    assert (cards[3]["created_quarter"], cards[3]["created_quarter_count"]) == (0.0, 0)
+    early = rep_scorecards(_inputs({}), reps=pl.Series([1]), as_of=datetime(2026, 10, 3), quarter=Q4).row(0, named=True)
+    assert (early["created_quarter"], early["created_quarter_count"]) == (10.0, 1)  # F was not opened yet
+
+
+def test_activity_mix_splits_the_window_s_activities_by_type() -> None:
+    cards = _cards([1, 2])
+    one, two = cards[1], cards[2]
+    # The three activities of rep 1 counted in the 30 days: a call, a meeting and an email.
+    assert (one["calls_30d"], one["meetings_30d"], one["emails_30d"], one["tasks_30d"]) == (1, 1, 1, 0)
+    assert one["other_activities_30d"] == 0 and two["other_activities_30d"] == 1  # rep 2's has no type
+    for card in (one, two):
+        assert sum(card[name] for name in ("calls_30d", "emails_30d", "meetings_30d", "tasks_30d",
+                                           "other_activities_30d")) == card["activities_30d"]
+
+
+def test_slip_rate_is_the_share_of_the_year_s_deals_pushed_while_open() -> None:
+    cards = _cards([1, 2, 3])
+    # Rep 1 opened A, B, C, E, F, G after 2025-11-22 12:00 (D is older); E was pushed twice while open; A's
+    # close date moved only at its closing (bookkeeping).
+    assert (cards[1]["deals_12m"], cards[1]["pushed_deals_12m"]) == (6, 1)
+    assert cards[1]["slip_rate"] == pytest.approx(1 / 6)
+    assert (cards[2]["deals_12m"], cards[2]["pushed_deals_12m"], cards[2]["slip_rate"]) == (3, 0, 0.0)  # K, L, M
+    assert cards[3]["deals_12m"] == 0 and cards[3]["slip_rate"] is None  # M was still rep 2's at AS_OF
+
+
+def test_forecast_accuracy_scores_each_final_call_against_what_was_won() -> None:
+    cards = _cards([1, 2])
+    one = cards[1]
+    # Scored calls: 2026-Q1 +0.2, 2026-03 -0.2, 2026-10 -1/3 (2026-Q2 had nothing won, 2026-Q4 has not ended).
+    errors = [0.2, -0.2, -1 / 3]
+    assert one["forecast_calls"] == 3
+    assert one["forecast_mape"] == pytest.approx(sum(abs(e) for e in errors) / 3)
+    assert one["forecast_bias"] == pytest.approx(-0.2)  # the median
+    assert one["forecast_label"] == "sandbagger"  # commit / actual at the median is 0.8, under 0.92
+    two = cards[2]
+    assert (two["forecast_calls"], two["forecast_mape"], two["forecast_bias"], two["forecast_label"]) == \
+        (0, None, None, None)
+    # A year later those calls have left the trailing window, and 2026-Q4 has ended: its call of 90 against A 30
+    # and G 10 won in it.
+    later = rep_scorecards(_inputs({}), reps=pl.Series([1]), as_of=datetime(2027, 11, 22), quarter=Q4)
+    row = later.row(0, named=True)
+    assert (row["forecast_calls"], row["forecast_mape"]) == (1, pytest.approx((90 - 40) / 40))
+    assert row["forecast_label"] == "happy_ears"
+
+
+def test_the_scored_calls_keep_each_period_s_actual_and_only_what_had_ended() -> None:
+    result = scorecards(_inputs({}), reps=pl.Series([1, 2]), as_of=AS_OF, quarter=Q4)
+    calls = {(row["user_id"], row["period"]): row for row in result.calls.iter_rows(named=True)}
+    assert set(calls) == {(1, "2026-Q1"), (1, "2026-03"), (1, "2026-10"), (1, "2026-Q2"), (2, "2026-Q3")}
+    assert (calls[(1, "2026-Q1")]["commit"], calls[(1, "2026-Q1")]["actual"]) == (60.0, 50.0)
+    assert calls[(1, "2026-Q2")]["actual"] == 0.0 and calls[(1, "2026-Q2")]["pct_error"] is None
+
+
+def test_the_total_pools_the_new_figures_too() -> None:
+    total = team_total(_inputs({}), reps=pl.Series([1, 2]), as_of=AS_OF, quarter=Q4)
+    assert (total["created_quarter"], total["created_quarter_count"]) == (150.0, 3)
+    assert total["slip_rate"] == pytest.approx(1 / 9)  # 1 pushed of 6 + 3 deals
+    assert total["forecast_calls"] == 3 and total["forecast_bias"] == pytest.approx(-0.2)  # rep 2 adds no call
+    assert total["activities_30d"] == total["calls_30d"] + total["emails_30d"] + total["meetings_30d"] \
+        + total["tasks_30d"] + total["other_activities_30d"] == 4
+
+
+# --- stage conversion -------------------------------------------------------------------------------------
+
+
+def test_stage_conversion_when_every_deal_stays_in_one_stage() -> None:
+    """With no stage changes, each deal entered `proposal` only; it advanced if won by AS_OF."""
+    result = scorecards(_inputs({}), reps=pl.Series([1, 2, 3]), as_of=AS_OF, quarter=Q4)
+    rows = {(r["user_id"], r["stage"]): r for r in result.stages.iter_rows(named=True)}
+    # Rep 1's cohort A, B, C, E, F, G: A and B won, C lost, E, F and G still open (G is won only after AS_OF).
+    one = rows[(1, "proposal")]
+    assert (one["entered"], one["advanced"], one["pending"]) == (6, 2, 3)
+    assert one["conversion_rate"] == pytest.approx(2 / 3)
+    assert rows[(1, "qualification")]["entered"] == 0 and rows[(1, "qualification")]["conversion_rate"] is None
+    # Rep 2: K won, L lost, M open. Rep 3 has a row per stage, all zero.
+    assert (rows[(2, "proposal")]["advanced"], rows[(2, "proposal")]["pending"]) == (1, 1)
+    assert all(rows[(3, stage)]["entered"] == 0 for stage in ("qualification", "proposal", "negotiation"))
+    total = rows[(None, "proposal")]
+    assert (total["entered"], total["advanced"], total["pending"]) == (9, 3, 4)
+    assert total["conversion_rate"] == pytest.approx(3 / 5)
+    cards = {row["user_id"]: row for row in result.reps.iter_rows(named=True)}
+    assert (cards[1]["stage_decided"], cards[1]["stage_advanced"]) == (3, 2)
+    assert result.total["stage_conversion"] == pytest.approx(3 / 5)
+
+
+def _funnel() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rep 5's deals, moving through qualification (1), proposal (2), negotiation (3):
+    P1 created 2026-06-01, proposal 07-01, negotiation 08-01, won 09-01;  P2 created 06-01, proposal 07-10,
+    lost 08-10;  P3 created 10-01, still in qualification;  P4 created 05-01, lost 05-20 in qualification;
+    P5 created 2025-01-01 (before the trailing year), proposal, won: not in the cohort."""
+    deals = [
+        {**_deal(21, 5, "won", 10, datetime(2026, 6, 1), closed=datetime(2026, 9, 1)), s.STAGE: "negotiation"},
+        {**_deal(22, 5, "lost", 10, datetime(2026, 6, 1), closed=datetime(2026, 8, 10)), s.STAGE: "proposal"},
+        {**_deal(23, 5, "open", 10, datetime(2026, 10, 1), close_date=date(2026, 12, 1)),
+         s.STAGE: "qualification"},
+        {**_deal(24, 5, "lost", 10, datetime(2026, 5, 1), closed=datetime(2026, 5, 20)), s.STAGE: "qualification"},
+        {**_deal(25, 5, "won", 10, datetime(2025, 1, 1), closed=datetime(2025, 3, 1)), s.STAGE: "proposal"},
+    ]
+    changes = [
+        _change(21, "stage", "qualification", "proposal", datetime(2026, 7, 1)),
+        _change(21, "stage", "proposal", "negotiation", datetime(2026, 8, 1)),
+        _change(22, "stage", "qualification", "proposal", datetime(2026, 7, 10)),
+        _change(25, "stage", "qualification", "proposal", datetime(2025, 2, 1)),
+    ]
+    return (pl.DataFrame(deals, schema=dict(s.OPPORTUNITY_SCHEMA)),
+            pl.DataFrame(changes, schema=dict(s.CHANGE_SCHEMA)))
+
+
+def test_stage_conversion_follows_each_deal_through_the_funnel() -> None:
+    opportunities, changes = _funnel()
+    result = scorecards(_inputs({}, opportunities=opportunities, changes=changes), reps=pl.Series([5]),
+                        as_of=AS_OF, quarter=Q4)
+    rows = {r["stage"]: r for r in result.stages.iter_rows(named=True) if r["user_id"] == 5}
+    # qualification: P1-P4 entered; P1 and P2 moved on; P3 is undecided; P4 was lost there.
+    assert (rows["qualification"]["entered"], rows["qualification"]["advanced"],
+            rows["qualification"]["pending"]) == (4, 2, 1)
+    assert rows["qualification"]["conversion_rate"] == pytest.approx(2 / 3)
+    # proposal: P1 moved on, P2 was lost there.  negotiation: P1 won.
+    assert (rows["proposal"]["entered"], rows["proposal"]["advanced"]) == (2, 1)
+    assert (rows["negotiation"]["entered"], rows["negotiation"]["advanced"]) == (1, 1)
+    card = result.reps.row(0, named=True)
+    assert (card["stage_decided"], card["stage_advanced"]) == (3 + 2 + 1, 2 + 1 + 1)
+    assert card["stage_conversion"] == pytest.approx(4 / 6)
+    # Before P1 reached negotiation (2026-07-15), it is pending in proposal, and P3 did not exist yet.
+    early = scorecards(_inputs({}, opportunities=opportunities, changes=changes), reps=pl.Series([5]),
+                       as_of=datetime(2026, 7, 15), quarter=Q4)
+    before = {r["stage"]: r for r in early.stages.iter_rows(named=True) if r["user_id"] == 5}
+    assert (before["qualification"]["entered"], before["qualification"]["advanced"]) == (3, 2)  # P1, P2, P4
+    assert (before["proposal"]["entered"], before["proposal"]["pending"]) == (2, 2)
+    assert before["negotiation"]["entered"] == 0
+
+
+# --- the trend over quarters -------------------------------------------------------------------------------
+
+
+def test_the_trend_gives_each_rep_the_last_six_quarters() -> None:
+    quotas = {(1, date(2026, 7, 1)): 100.0, (1, date(2026, 10, 1)): 120.0}
+    result = scorecards(_inputs({1: 120.0}, trend_quotas=quotas), reps=pl.Series([1, 2]), as_of=AS_OF, quarter=Q4)
+    trend = {(r["user_id"], r["quarter"]): r for r in result.trend.iter_rows(named=True)}
+    labels = ["2025-Q3", "2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
+    assert [r["quarter"] for r in result.trend.iter_rows(named=True) if r["user_id"] == 1] == labels
+    assert [trend[(1, q)]["partial"] for q in labels] == [False] * 5 + [True]
+    q1 = trend[(1, "2026-Q1")]  # B won 50 (created 01-01); C (999) opened 02-01
+    assert (q1["won"], q1["won_count"], q1["closed_count"], q1["win_rate"]) == (50.0, 1, 1, 1.0)
+    assert (q1["created"], q1["created_count"]) == (50.0 + 999.0, 2)
+    assert q1["quota"] is None and q1["attainment"] is None
+    assert (q1["call"], q1["call_actual"], q1["call_error"]) == (60.0, 50.0, pytest.approx(0.2))
+    q2 = trend[(1, "2026-Q2")]  # C lost; a call of 10 with nothing won
+    assert (q2["won"], q2["closed_count"], q2["win_rate"], q2["average_won"]) == (0.0, 1, 0.0, None)
+    assert (q2["call"], q2["call_actual"], q2["call_error"]) == (10.0, 0.0, None)
+    q3 = trend[(1, "2026-Q3")]  # nothing closed; A (30) and E (60) opened; quota 100
+    assert (q3["won"], q3["closed_count"], q3["win_rate"], q3["created"], q3["attainment"]) == \
+        (0.0, 0, None, 90.0, 0.0)
+    q4 = trend[(1, "2026-Q4")]  # to date: A won 30 (G only after AS_OF); F and G opened
+    assert (q4["won"], q4["won_count"], q4["created"], q4["quota"]) == (30.0, 1, 50.0, 120.0)
+    assert q4["attainment"] == pytest.approx(30 / 120) and q4["call"] is None  # the quarter has not ended
+    assert trend[(1, "2025-Q3")]["closed_count"] == 0  # D closed in 2025-Q2, before the trend
+    # The total per quarter adds the reps: Q4 has A and K won, L lost.
+    total = trend[(None, "2026-Q4")]
+    assert (total["won"], total["won_count"], total["closed_count"]) == (130.0, 2, 3)
+    assert total["win_rate"] == pytest.approx(2 / 3) and total["quota"] == 120.0
+    # Q3's total call is rep 2's 50 against rep 2's nothing: no error to score.
+    assert (trend[(None, "2026-Q3")]["call"], trend[(None, "2026-Q3")]["call_error"]) == (50.0, None)
+    assert (trend[(None, "2026-Q1")]["call"], trend[(None, "2026-Q1")]["call_actual"]) == (60.0, 50.0)
+
+
+def test_the_trend_knows_only_what_was_known_at_the_date() -> None:
+    later = scorecards(_inputs({}), reps=pl.Series([1]), as_of=datetime(2026, 11, 26), quarter=Q4)
+    q4 = next(r for r in later.trend.iter_rows(named=True) if r["user_id"] == 1 and r["quarter"] == "2026-Q4")
+    assert (q4["won"], q4["won_count"]) == (40.0, 2)  # A 30 and G 10, won 2026-11-25
+    short = scorecards(_inputs({}), reps=pl.Series([1]), as_of=AS_OF, quarter=Q4,
+                       windows=ScorecardWindows(trend_quarters=2))
+    assert short.trend.filter(pl.col("user_id") == 1)["quarter"].to_list() == ["2026-Q3", "2026-Q4"]

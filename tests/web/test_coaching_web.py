@@ -1,6 +1,7 @@
 """Coaching API and pages for every role: reads hold only what the caller may see (ids checked against the
-hierarchy in SQL), out-of-scope ids answer 404 like missing ones, writes are authorised by role (managers and
-up coach the reps they see, a rep updates their own commitments, leaders and admins adopt checklist items), and
+hierarchy in SQL), out-of-scope ids answer 404 like missing ones, writes are authorised by the role's actions
+(`coach`: managers and up, for the reps they see; `follow_up`: a rep's own commitments; `manage_settings`:
+leaders and admins adopt checklist items) — a role without the action gets 403 whatever it aims at — and
 every route needs credentials."""
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def test_review_notes_and_next_steps_are_authorised_by_role(web_org: WebOrg, cli
     own = {**body, "deal_id": _deal_of(web_org, rep)}
     assert clients["manager"].post("/api/coaching/reviews", json=own).status_code == 404
     assert clients["rep"].post("/api/coaching/reviews", json=own).status_code == 403
-    assert clients["viewer"].post("/api/coaching/reviews", json=body).status_code in (403, 404)
+    assert clients["viewer"].post("/api/coaching/reviews", json=body).status_code == 403
     by_leader = clients["leader"].post("/api/coaching/reviews", json=own)
     assert by_leader.status_code == 201, by_leader.text
     step = by_leader.json()["commitment_id"]
@@ -128,8 +129,9 @@ def test_review_notes_and_next_steps_are_authorised_by_role(web_org: WebOrg, cli
     listed = clients["rep"].get("/api/coaching/reviews", params={"as_of": AS_OF}).json()["next_steps"]
     assert step in {s["id"] for s in listed}
     assert made.json()["commitment_id"] not in {s["id"] for s in listed}
-    for role in ("other_rep", "manager", "viewer"):
+    for role in ("other_rep", "manager"):
         assert clients[role].patch(f"/api/coaching/commitments/{step}", json={"done": True}).status_code == 404
+    assert clients["viewer"].patch(f"/api/coaching/commitments/{step}", json={"done": True}).status_code == 403
     done = clients["rep"].patch(f"/api/coaching/commitments/{step}", json={"done": True, "follow_up": "Met her"})
     assert done.status_code == 200, done.text
     assert done.json()["done_at"] is not None and done.json()["follow_up"] == "Met her"
@@ -143,7 +145,7 @@ def test_plans_are_written_by_coaches_and_read_in_scope(web_org: WebOrg, clients
     body = {"rep_id": rep, "title": "Win more mid-funnel", "review_on": "2027-02-01",
             "commitments": [{"text": "Engage three contacts on every new deal", "due_on": "2026-12-15"}]}
     assert clients["rep"].post("/api/coaching/plans", json={**body, "rep_id": login_rep}).status_code == 403
-    assert clients["rep"].post("/api/coaching/plans", json=body).status_code == 404  # not in the rep's sight
+    assert clients["rep"].post("/api/coaching/plans", json=body).status_code == 403  # a rep never coaches
     viewer = web_org.user_id(web_org.logins["viewer"])
     assert clients["viewer"].post("/api/coaching/plans", json={**body, "rep_id": viewer}).status_code == 403
     assert clients["manager"].post("/api/coaching/plans", json={**body, "rep_id": login_rep}).status_code == 404
@@ -160,7 +162,7 @@ def test_plans_are_written_by_coaches_and_read_in_scope(web_org: WebOrg, clients
     assert clients["admin"].get(f"/api/coaching/plans/{plan_id}").status_code == 200
     assert plan_id in {p["id"] for p in clients["leader"].get("/api/coaching/plans").json()}
     assert plan_id not in {p["id"] for p in clients["other_rep"].get("/api/coaching/plans").json()}
-    assert clients["rep"].post(f"/api/coaching/plans/{plan_id}/notes", json={"body": "x"}).status_code == 404
+    assert clients["rep"].post(f"/api/coaching/plans/{plan_id}/notes", json={"body": "x"}).status_code == 403
     # The rep's own plan, written by the leader: the rep reads it but cannot write to it.
     own = clients["leader"].post("/api/coaching/plans", json={**body, "rep_id": login_rep})
     assert own.status_code == 201, own.text
@@ -238,4 +240,57 @@ def test_pages_need_a_session_and_csrf(web_org: WebOrg) -> None:
     assert viewer.post("/coaching/plans", data={"rep_id": own, "title": "t", "csrf_token": viewer.csrf}  # type: ignore[attr-defined]
                        ).status_code == 403
     assert viewer.post("/coaching/plans", data={"rep_id": rep, "title": "t", "csrf_token": viewer.csrf}  # type: ignore[attr-defined]
-                       ).status_code == 404
+                       ).status_code == 403
+
+
+def _plan_for(org: WebOrg, clients: dict[str, TestClient], rep: int) -> int:
+    made = clients["leader"].post("/api/coaching/plans", json={"rep_id": rep, "title": "Matrix plan"})
+    assert made.status_code == 201, made.text
+    return int(made.json()["id"])
+
+
+@pytest.mark.parametrize("role", ["rep", "viewer"])
+def test_roles_without_coach_are_refused_every_coaching_write(web_org: WebOrg, clients: dict[str, TestClient],
+                                                              role: str) -> None:
+    """Even aimed at records they can see (the rep's own deal and plan), a rep and a viewer write nothing: 403."""
+    rep = web_org.user_id(web_org.logins["rep"])
+    me = web_org.user_id(web_org.logins[role])
+    plan = _plan_for(web_org, clients, rep)
+    client = clients[role]
+    writes = [
+        client.post("/api/coaching/reviews", json={"deal_id": _deal_of(web_org, rep), "note": "n"}),
+        client.post("/api/coaching/plans", json={"rep_id": me, "title": "t"}),
+        client.post(f"/api/coaching/plans/{plan}/commitments", json={"text": "t"}),
+        client.post(f"/api/coaching/plans/{plan}/notes", json={"body": "b"}),
+        client.post(f"/api/coaching/plans/{plan}/close", json={}),
+    ]
+    assert [w.status_code for w in writes] == [403] * len(writes), [w.text for w in writes]
+    assert all("cannot coach" in w.json()["detail"] for w in writes)
+    assert clients["leader"].get(f"/api/coaching/plans/{plan}").json()["status"] == "active"  # nothing changed
+    pages = page_client(web_org, role)
+    form = {"csrf_token": pages.csrf}  # type: ignore[attr-defined]
+    assert pages.post(f"/coaching/plans/{plan}/notes", data={**form, "body": "b"}).status_code == 403
+    assert pages.post("/coaching/reviews", data={**form, "deal_id": _deal_of(web_org, rep), "note": "n"}
+                      ).status_code == 403
+
+
+@pytest.mark.parametrize("role", ["manager", "leader", "admin"])
+def test_coaches_write_within_their_scope(web_org: WebOrg, clients: dict[str, TestClient], role: str) -> None:
+    """A coach writes for the reps they see; a rep outside their scope is as unknown as a missing one (404)."""
+    inside = _team_rep(web_org)
+    outside = web_org.user_id(web_org.logins["rep"])  # the demo rep login is in another manager's team
+    seen = _visible(web_org, role)
+    client = clients[role]
+    for rep in (inside, outside):
+        plan = _plan_for(web_org, clients, rep)
+        in_scope = seen is None or rep in seen
+        expected = (201, 201, 201, 200) if in_scope else (404, 404, 404, 404)
+        answers = (
+            client.post("/api/coaching/reviews", json={"deal_id": _deal_of(web_org, rep), "note": f"{role} review"}),
+            client.post(f"/api/coaching/plans/{plan}/commitments", json={"text": "Practise the demo"}),
+            client.post(f"/api/coaching/plans/{plan}/notes", json={"body": "Good 1:1"}),
+            client.post(f"/api/coaching/plans/{plan}/close", json={"outcome": "done"}),
+        )
+        assert tuple(a.status_code for a in answers) == expected, (rep, [a.text for a in answers])
+    assert client.post("/api/coaching/plans", json={"rep_id": web_org.user_id(web_org.logins[role]),
+                                                    "title": "self"}).status_code == 403

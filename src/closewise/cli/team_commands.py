@@ -11,7 +11,7 @@ from closewise.cli.common import emit_json, engine_for, stdout
 from closewise.domain.enums import Role
 from closewise.domain.scope import Scope
 from closewise.domain.timeutil import parse_as_of
-from closewise.services import coaching
+from closewise.services import coaching_gap, coaching_ramp
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -35,7 +35,7 @@ def _num(value: float | None, unit: str) -> str:
 def gap(ctx: typer.Context, as_of: str | None = _AS_OF, as_json: bool = _JSON,
         window_days: int = typer.Option(365, "--window-days", help="Look-back window for bookings and deals.")) -> None:
     """Who the top performers are (by bookings, rule printed), how their behaviour differs, and the checklist."""
-    report = coaching.performance_gap(engine_for(ctx), scope=_EVERYONE, as_of=parse_as_of(as_of) if as_of else None,
+    report = coaching_gap.performance_gap(engine_for(ctx), scope=_EVERYONE, as_of=parse_as_of(as_of) if as_of else None,
                                       window_days=window_days)
     if as_json:
         emit_json(report.to_dict())
@@ -58,7 +58,7 @@ def gap(ctx: typer.Context, as_of: str | None = _AS_OF, as_json: bool = _JSON,
 @app.command("ramp")
 def ramp(ctx: typer.Context, as_of: str | None = _AS_OF, as_json: bool = _JSON) -> None:
     """New hires against the cohort norm at the same month of tenure: behind or on track, and why."""
-    report = coaching.new_hire_ramp(engine_for(ctx), scope=_EVERYONE, as_of=parse_as_of(as_of) if as_of else None)
+    report = coaching_ramp.new_hire_ramp(engine_for(ctx), scope=_EVERYONE, as_of=parse_as_of(as_of) if as_of else None)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -2,11 +2,11 @@
 better direction) becomes one item for the stage it belongs to, worded as something a rep can do and tick,
 with the top performers' own level as the bar ("engage at least 3 contacts", "first meeting within 4 days").
 
-An item can be adopted into the playbook (`services.coaching.adopt`): it becomes a checkbox exit criterion of its
-stage, keyed `coach_<metric>`, so gates, deal pages and the gate analysis pick it up. Items about exit criteria
-already in the playbook ("complete the Discovery exit criteria") add nothing to the playbook: adopting them
-records the decision to hold the team to the existing gate. Adoption is tracked (`adoption_effect`): the
-behaviour's level on deals opened before the adoption against deals opened since.
+An item can be adopted into the playbook (`services.coaching_gap.adopt_item`): it becomes a checkbox exit
+criterion of its stage, keyed `coach_<metric>`, so gates, deal pages and the gate analysis pick it up. Items
+about exit criteria already in the playbook ("complete the Discovery exit criteria") add nothing to the
+playbook: adopting them records the decision to hold the team to the existing gate. Adoption is tracked
+(`adoption_effect`): the behaviour's level on deals opened before the adoption against deals opened since.
 """
 
 from __future__ import annotations

@@ -30,14 +30,17 @@ class Action(StrEnum):
     IMPORT_DATA = "import_data"
     MANAGE_USERS = "manage_users"  # users, roles, hierarchy
     MANAGE_SETTINGS = "manage_settings"  # quotas, fiscal calendar, currencies, playbook
+    COACH = "coach"  # review notes, next steps, 1:1 plans and their commitments, for the reps one sees
+    FOLLOW_UP = "follow_up"  # mark one's own coaching commitments done and note how they went
 
 
 _ALLOWED: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
     Role.LEADER: frozenset({Action.EDIT_DEAL, Action.SNOOZE_FINDING, Action.SWEEP_DEALS, Action.SUBMIT_FORECAST,
-                            Action.MANAGE_SETTINGS}),
-    Role.MANAGER: frozenset({Action.EDIT_DEAL, Action.SNOOZE_FINDING, Action.SWEEP_DEALS, Action.SUBMIT_FORECAST}),
-    Role.REP: frozenset({Action.EDIT_DEAL, Action.SNOOZE_FINDING, Action.SUBMIT_FORECAST}),
+                            Action.MANAGE_SETTINGS, Action.COACH, Action.FOLLOW_UP}),
+    Role.MANAGER: frozenset({Action.EDIT_DEAL, Action.SNOOZE_FINDING, Action.SWEEP_DEALS, Action.SUBMIT_FORECAST,
+                             Action.COACH, Action.FOLLOW_UP}),
+    Role.REP: frozenset({Action.EDIT_DEAL, Action.SNOOZE_FINDING, Action.SUBMIT_FORECAST, Action.FOLLOW_UP}),
     Role.VIEWER: frozenset(),
 }
 

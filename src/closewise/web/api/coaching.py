@@ -1,7 +1,8 @@
 """`/api/coaching/...`: the performance gap and its checklist, the new-hire ramp, opportunity reviews, 1:1
 coaching plans. Reads are scoped like every report (a rep sees their own, a manager their subtree, a leader and
-an admin everyone); writes are authorised by role (`services.coaching`): managers and up coach the reps they
-see, a rep updates their own commitments, leaders and admins adopt checklist items into the playbook."""
+an admin everyone); writes are authorised by the role's actions (`services.coaching_access`): `coach` (managers
+and up) for the reps they see, `follow_up` for a rep's own commitments, `manage_settings` (leaders and admins) to
+adopt checklist items into the playbook."""
 
 from __future__ import annotations
 
@@ -11,8 +12,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from closewise.services import coaching, hygiene
-from closewise.web.deps import ApiUser, EngineDep
+from closewise.domain.scope import Action
+from closewise.services import (
+    coaching_commitments,
+    coaching_gap,
+    coaching_plans,
+    coaching_ramp,
+    coaching_reviews,
+    hygiene,
+)
+from closewise.services.report_cache import open_cache
+from closewise.web.api.forecast import ViewsDep
+from closewise.web.deps import ApiUser, EngineDep, require
 
 router = APIRouter(tags=["coaching"])
 
@@ -134,12 +145,12 @@ class Gap(BaseModel):
 
 
 @router.get("/coaching/gap", response_model=Gap, responses=_READ)
-def gap(user: ApiUser, engine: EngineDep, as_of: AsOf = None,
+def gap(user: ApiUser, engine: EngineDep, views: ViewsDep, as_of: AsOf = None,
         window_days: Annotated[int, Query(ge=30, le=1098, description="Look-back window in days.")] = 365) -> Gap:
     """Top performers among the reps the caller sees, how their behaviour differs from the rest (effect sizes,
     permutation tests controlling for segment and deal size), and the checklist it suggests."""
-    report = coaching.performance_gap(engine, scope=user.scope, as_of=hygiene.end_of_day(as_of),
-                                      window_days=window_days)
+    report = coaching_gap.performance_gap(engine, scope=user.scope, as_of=hygiene.end_of_day(as_of),
+                                          window_days=window_days, cache=open_cache(engine, views.orgs))
     return Gap.model_validate(report.to_dict())
 
 
@@ -152,7 +163,8 @@ class AdoptOut(ChecklistItem):
 def adopt(user: ApiUser, engine: EngineDep,
           item_key: Annotated[str, Path(min_length=1, max_length=64)]) -> AdoptOut:
     """Adopt a proposed checklist item into the playbook (leaders and admins)."""
-    return AdoptOut.model_validate(coaching.adopt_item(engine, scope=user.scope, item_key=item_key))
+    require(user, Action.MANAGE_SETTINGS)
+    return AdoptOut.model_validate(coaching_gap.adopt_item(engine, scope=user.scope, item_key=item_key))
 
 
 class Ramp(BaseModel):
@@ -170,9 +182,10 @@ class Ramp(BaseModel):
 
 
 @router.get("/coaching/ramp", response_model=Ramp, responses=_READ)
-def ramp(user: ApiUser, engine: EngineDep, as_of: AsOf = None) -> Ramp:
+def ramp(user: ApiUser, engine: EngineDep, views: ViewsDep, as_of: AsOf = None) -> Ramp:
     """New hires the caller sees against the cohort norm at the same month of tenure."""
-    report = coaching.new_hire_ramp(engine, scope=user.scope, as_of=hygiene.end_of_day(as_of))
+    report = coaching_ramp.new_hire_ramp(engine, scope=user.scope, as_of=hygiene.end_of_day(as_of),
+                                         cache=open_cache(engine, views.orgs))
     return Ramp.model_validate(report.to_dict())
 
 
@@ -187,12 +200,13 @@ class Reviews(BaseModel):
 
 
 @router.get("/coaching/reviews", response_model=Reviews, responses=_READ)
-def reviews(user: ApiUser, engine: EngineDep, as_of: AsOf = None,
+def reviews(user: ApiUser, engine: EngineDep, views: ViewsDep, as_of: AsOf = None,
             manager_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="That manager's team only.")] = None,
             limit: Annotated[int, Query(ge=1, le=100)] = 15) -> Reviews:
     """The opportunity review agenda (kept apart from the forecast call)."""
-    report = coaching.review_agenda(engine, scope=user.scope, manager_id=manager_id, as_of=hygiene.end_of_day(as_of),
-                                    limit=limit)
+    report = coaching_reviews.review_agenda(engine, scope=user.scope, manager_id=manager_id,
+                                            as_of=hygiene.end_of_day(as_of), limit=limit,
+                                            cache=open_cache(engine, views.orgs))
     return Reviews.model_validate(report.to_dict())
 
 
@@ -213,7 +227,8 @@ class ReviewOut(BaseModel):
 @router.post("/coaching/reviews", response_model=ReviewOut, status_code=201, responses=_WRITE)
 def record_review(user: ApiUser, engine: EngineDep, body: ReviewIn) -> ReviewOut:
     """Record a review note on a deal and the next step agreed (managers and up, on deals they see)."""
-    return ReviewOut.model_validate(coaching.record_review(
+    require(user, Action.COACH)
+    return ReviewOut.model_validate(coaching_reviews.record_review(
         engine, scope=user.scope, deal_id=body.deal_id, note=body.note, next_step=body.next_step, due_on=body.due_on))
 
 
@@ -241,7 +256,8 @@ class Commitment(BaseModel):
 @router.patch("/coaching/commitments/{commitment_id}", response_model=Commitment, responses=_WRITE)
 def update_commitment(user: ApiUser, engine: EngineDep, commitment_id: IdPath, body: CommitmentPatch) -> Commitment:
     """Mark a commitment done or open, and/or record its follow-up (its rep, or a coach who sees them)."""
-    return Commitment.model_validate(coaching.update_commitment(
+    require(user, Action.FOLLOW_UP)
+    return Commitment.model_validate(coaching_commitments.update_commitment(
         engine, scope=user.scope, commitment_id=commitment_id, done=body.done, follow_up=body.follow_up))
 
 
@@ -283,7 +299,7 @@ class Plan(BaseModel):
 def plans(user: ApiUser, engine: EngineDep,
           rep_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> list[PlanSummary]:
     """1:1 coaching plans of the reps the caller sees."""
-    return [PlanSummary.model_validate(p) for p in coaching.list_plans(engine, scope=user.scope, rep_id=rep_id)]
+    return [PlanSummary.model_validate(p) for p in coaching_plans.list_plans(engine, scope=user.scope, rep_id=rep_id)]
 
 
 class CommitmentIn(BaseModel):
@@ -303,21 +319,24 @@ class PlanIn(BaseModel):
 @router.post("/coaching/plans", response_model=Plan, status_code=201, responses=_WRITE)
 def create_plan(user: ApiUser, engine: EngineDep, body: PlanIn) -> Plan:
     """Start a 1:1 plan for a rep (managers and up, for reps they see)."""
-    return Plan.model_validate(coaching.create_plan(
+    require(user, Action.COACH)
+    return Plan.model_validate(coaching_plans.create_plan(
         engine, scope=user.scope, rep_id=body.rep_id, title=body.title, skills=body.skills, review_on=body.review_on,
         commitments=[c.model_dump() for c in body.commitments]))
 
 
 @router.get("/coaching/plans/{plan_id}", response_model=Plan, responses=_READ)
-def plan(user: ApiUser, engine: EngineDep, plan_id: IdPath) -> Plan:
+def plan(user: ApiUser, engine: EngineDep, views: ViewsDep, plan_id: IdPath) -> Plan:
     """A plan with its commitments, 1:1 notes and the before/after of its skills."""
-    return Plan.model_validate(coaching.plan_detail(engine, scope=user.scope, plan_id=plan_id))
+    return Plan.model_validate(coaching_plans.plan_detail(engine, scope=user.scope, plan_id=plan_id,
+                                                          cache=open_cache(engine, views.orgs)))
 
 
 @router.post("/coaching/plans/{plan_id}/commitments", response_model=Commitment, status_code=201,
              responses=_WRITE)
 def add_commitment(user: ApiUser, engine: EngineDep, plan_id: IdPath, body: CommitmentIn) -> Commitment:
-    return Commitment.model_validate(coaching.add_plan_commitment(
+    require(user, Action.COACH)
+    return Commitment.model_validate(coaching_plans.add_plan_commitment(
         engine, scope=user.scope, plan_id=plan_id, text=body.text, due_on=body.due_on, skill=body.skill))
 
 
@@ -337,7 +356,8 @@ class NoteOut(BaseModel):
 @router.post("/coaching/plans/{plan_id}/notes", response_model=NoteOut, status_code=201, responses=_WRITE)
 def add_note(user: ApiUser, engine: EngineDep, plan_id: IdPath, body: NoteIn) -> NoteOut:
     """A 1:1 follow-up note on the plan's rep."""
-    return NoteOut.model_validate(coaching.add_one_on_one_note(engine, scope=user.scope, plan_id=plan_id,
+    require(user, Action.COACH)
+    return NoteOut.model_validate(coaching_plans.add_one_on_one_note(engine, scope=user.scope, plan_id=plan_id,
                                                                body=body.body, skill=body.skill))
 
 
@@ -347,7 +367,9 @@ class CloseIn(BaseModel):
 
 @router.post("/coaching/plans/{plan_id}/close", response_model=Plan, responses=_WRITE)
 def close(user: ApiUser, engine: EngineDep, plan_id: IdPath, body: CloseIn) -> Plan:
-    return Plan.model_validate(coaching.close_plan(engine, scope=user.scope, plan_id=plan_id, outcome=body.outcome))
+    require(user, Action.COACH)
+    return Plan.model_validate(coaching_plans.close_plan(engine, scope=user.scope, plan_id=plan_id,
+                                                         outcome=body.outcome))
 
 
 class Skill(BaseModel):
@@ -366,6 +388,6 @@ class Skill(BaseModel):
 @router.get("/coaching/reps/{rep_id}/skills", response_model=list[Skill], responses=_READ)
 def skills(user: ApiUser, engine: EngineDep, rep_id: IdPath, as_of: AsOf = None) -> list[Skill]:
     """The skills the gap analysis suggests for a rep: where they are furthest from the top performers."""
-    found = coaching.suggested_skills(engine, scope=user.scope, rep_id=rep_id, as_of=hygiene.end_of_day(as_of))
+    found = coaching_plans.suggested_skills(engine, scope=user.scope, rep_id=rep_id, as_of=hygiene.end_of_day(as_of))
     return [Skill.model_validate(s) for s in found]
 

@@ -11,8 +11,19 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from closewise.domain.enums import Role
-from closewise.services import coaching, hygiene
-from closewise.web.deps import EngineDep, PageUser, PageWriter
+from closewise.domain.scope import Action
+from closewise.services import (
+    coaching_access,
+    coaching_commitments,
+    coaching_gap,
+    coaching_plans,
+    coaching_ramp,
+    coaching_reviews,
+    hygiene,
+)
+from closewise.services.report_cache import open_cache
+from closewise.web.api.forecast import ViewsDep
+from closewise.web.deps import EngineDep, PageUser, PageWriter, require
 from closewise.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -54,23 +65,26 @@ def _effect_chart(metrics: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/coaching/gap", response_class=HTMLResponse)
-def gap_page(request: Request, user: PageUser, engine: EngineDep,
+def gap_page(request: Request, user: PageUser, engine: EngineDep, views: ViewsDep,
              as_of: Annotated[date | None, Query()] = None) -> HTMLResponse:
-    report = coaching.performance_gap(engine, scope=user.scope, as_of=hygiene.end_of_day(as_of))
+    report = coaching_gap.performance_gap(engine, scope=user.scope, as_of=hygiene.end_of_day(as_of),
+                                          cache=open_cache(engine, views.orgs))
     behaviours = [m for m in report.metrics if m["kind"] == "behaviour"]
     outcomes = [m for m in report.metrics if m["kind"] == "outcome"]
     return _render(request, user, "coaching_gap.html", "Coaching · top performers", report=report,
-                   behaviours=behaviours, outcomes=outcomes, as_of=as_of, may_adopt=coaching.may_adopt(user.scope),
+                   behaviours=behaviours, outcomes=outcomes, as_of=as_of,
+                   may_adopt=coaching_access.may_adopt(user.scope),
                    figure=_effect_chart(report.metrics))
 
 
 @router.post("/coaching/checklist/{item_key}/adopt", response_model=None)
 def adopt(user: PageWriter, engine: EngineDep, item_key: Annotated[str, Path(min_length=1, max_length=64)]) -> Response:
-    coaching.adopt_item(engine, scope=user.scope, item_key=item_key[:64])
+    require(user, Action.MANAGE_SETTINGS)
+    coaching_gap.adopt_item(engine, scope=user.scope, item_key=item_key[:64])
     return RedirectResponse("/coaching/gap#checklist", status_code=303)
 
 
-def _ramp_chart(report: coaching.RampReport) -> dict[str, Any]:
+def _ramp_chart(report: coaching_ramp.RampReport) -> dict[str, Any]:
     months = [n["month"] for n in report.norm]
     traces: list[dict[str, Any]] = [
         {"type": "scatter", "mode": "lines", "x": months, "y": [n["pipeline_index_p75"] for n in report.norm],
@@ -96,19 +110,21 @@ def _ramp_chart(report: coaching.RampReport) -> dict[str, Any]:
 
 
 @router.get("/coaching/ramp", response_class=HTMLResponse)
-def ramp_page(request: Request, user: PageUser, engine: EngineDep,
+def ramp_page(request: Request, user: PageUser, engine: EngineDep, views: ViewsDep,
               as_of: Annotated[date | None, Query()] = None) -> HTMLResponse:
-    report = coaching.new_hire_ramp(engine, scope=user.scope, as_of=hygiene.end_of_day(as_of))
+    report = coaching_ramp.new_hire_ramp(engine, scope=user.scope, as_of=hygiene.end_of_day(as_of),
+                                         cache=open_cache(engine, views.orgs))
     return _render(request, user, "coaching_ramp.html", "Coaching · new-hire ramp", report=report, as_of=as_of,
                    figure=_ramp_chart(report))
 
 
 @router.get("/coaching/reviews", response_class=HTMLResponse)
-def reviews_page(request: Request, user: PageUser, engine: EngineDep,
+def reviews_page(request: Request, user: PageUser, engine: EngineDep, views: ViewsDep,
                  manager: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                  as_of: Annotated[date | None, Query()] = None) -> HTMLResponse:
-    report = coaching.review_agenda(engine, scope=user.scope, manager_id=manager, as_of=hygiene.end_of_day(as_of))
-    coachable = {rep["id"] for rep in coaching.coachable_reps(engine, scope=user.scope)}
+    report = coaching_reviews.review_agenda(engine, scope=user.scope, manager_id=manager,
+                                            as_of=hygiene.end_of_day(as_of), cache=open_cache(engine, views.orgs))
+    coachable = {rep["id"] for rep in coaching_access.coachable_reps(engine, scope=user.scope)}
     return _render(request, user, "coaching_reviews.html", "Coaching · opportunity reviews", report=report,
                    coachable=coachable, today=report.as_of.date(), as_of=as_of)
 
@@ -118,8 +134,9 @@ def record_review(user: PageWriter, engine: EngineDep, deal_id: Annotated[int, F
                   note: Annotated[str, Form(max_length=4000)], next_step: Annotated[str, Form(max_length=4000)] = "",
                   due_on: Annotated[str, Form(max_length=10)] = "", manager: Annotated[str, Form(max_length=20)] = "",
                   ) -> Response:
+    require(user, Action.COACH)
     due = _day(due_on)
-    coaching.record_review(engine, scope=user.scope, deal_id=deal_id, note=note, next_step=next_step or None,
+    coaching_reviews.record_review(engine, scope=user.scope, deal_id=deal_id, note=note, next_step=next_step or None,
                            due_on=due)
     back = f"/coaching/reviews?manager={int(manager)}" if manager.isdigit() else "/coaching/reviews"
     return RedirectResponse(f"{back}#deal-{deal_id}", status_code=303)
@@ -130,16 +147,17 @@ def update_commitment(user: PageWriter, engine: EngineDep, commitment_id: Annota
                       done: Annotated[str, Form(max_length=5)] = "",
                       follow_up: Annotated[str, Form(max_length=4000)] = "",
                       back: Annotated[str, Form(max_length=200)] = "/coaching/plans") -> Response:
+    require(user, Action.FOLLOW_UP)
     flag = {"true": True, "false": False}.get(done)
-    coaching.update_commitment(engine, scope=user.scope, commitment_id=commitment_id, done=flag,
+    coaching_commitments.update_commitment(engine, scope=user.scope, commitment_id=commitment_id, done=flag,
                                follow_up=follow_up or None)
     return RedirectResponse(back if back.startswith("/coaching/") else "/coaching/plans", status_code=303)
 
 
 @router.get("/coaching/plans", response_class=HTMLResponse)
 def plans_page(request: Request, user: PageUser, engine: EngineDep) -> HTMLResponse:
-    plans = coaching.list_plans(engine, scope=user.scope)
-    reps = coaching.coachable_reps(engine, scope=user.scope)
+    plans = coaching_plans.list_plans(engine, scope=user.scope)
+    reps = coaching_access.coachable_reps(engine, scope=user.scope)
     return _render(request, user, "coaching_plans.html", "Coaching · 1:1 plans", plans=plans, reps=reps)
 
 
@@ -148,18 +166,18 @@ def create_plan(user: PageWriter, engine: EngineDep, rep_id: Annotated[int, Form
                 title: Annotated[str, Form(max_length=200)], review_on: Annotated[str, Form(max_length=10)] = "",
                 commitment: Annotated[str, Form(max_length=4000)] = "",
                 due_on: Annotated[str, Form(max_length=10)] = "") -> Response:
+    require(user, Action.COACH)
     first = [{"text": commitment, "due_on": _day(due_on)}] if commitment.strip() else []
-    plan = coaching.create_plan(engine, scope=user.scope, rep_id=rep_id, title=title, review_on=_day(review_on),
+    plan = coaching_plans.create_plan(engine, scope=user.scope, rep_id=rep_id, title=title, review_on=_day(review_on),
                                 commitments=first)
     return RedirectResponse(f"/coaching/plans/{plan['id']}", status_code=303)
 
 
 @router.get("/coaching/plans/{plan_id}", response_class=HTMLResponse)
-def plan_page(request: Request, user: PageUser, engine: EngineDep, plan_id: PlanId) -> HTMLResponse:
-    plan = coaching.plan_detail(engine, scope=user.scope, plan_id=plan_id)
-    own = plan["rep_id"] == user.user_id and user.scope.role != Role.VIEWER
+def plan_page(request: Request, user: PageUser, engine: EngineDep, views: ViewsDep, plan_id: PlanId) -> HTMLResponse:
+    plan = coaching_plans.plan_detail(engine, scope=user.scope, plan_id=plan_id, cache=open_cache(engine, views.orgs))
     return _render(request, user, "coaching_plan.html", f"Coaching · {plan['title']}", plan=plan,
-                   may_update=own or coaching.may_coach(user.scope, plan["rep_id"]))
+                   may_update=coaching_access.may_follow_up(user.scope, plan["rep_id"]))
 
 
 @router.post("/coaching/plans/{plan_id}/commitments", response_model=None)
@@ -167,7 +185,8 @@ def add_commitment(user: PageWriter, engine: EngineDep, plan_id: PlanId,
                    text: Annotated[str, Form(max_length=4000)],
                    due_on: Annotated[str, Form(max_length=10)] = "", skill: Annotated[str, Form(max_length=64)] = "",
                    ) -> Response:
-    coaching.add_plan_commitment(engine, scope=user.scope, plan_id=plan_id, text=text, due_on=_day(due_on),
+    require(user, Action.COACH)
+    coaching_plans.add_plan_commitment(engine, scope=user.scope, plan_id=plan_id, text=text, due_on=_day(due_on),
                                  skill=skill or None)
     return RedirectResponse(f"/coaching/plans/{plan_id}#commitments", status_code=303)
 
@@ -175,14 +194,16 @@ def add_commitment(user: PageWriter, engine: EngineDep, plan_id: PlanId,
 @router.post("/coaching/plans/{plan_id}/notes", response_model=None)
 def add_note(user: PageWriter, engine: EngineDep, plan_id: PlanId,
              body: Annotated[str, Form(max_length=4000)]) -> Response:
-    coaching.add_one_on_one_note(engine, scope=user.scope, plan_id=plan_id, body=body)
+    require(user, Action.COACH)
+    coaching_plans.add_one_on_one_note(engine, scope=user.scope, plan_id=plan_id, body=body)
     return RedirectResponse(f"/coaching/plans/{plan_id}#notes", status_code=303)
 
 
 @router.post("/coaching/plans/{plan_id}/close", response_model=None)
 def close_plan(user: PageWriter, engine: EngineDep, plan_id: PlanId,
                outcome: Annotated[str, Form(max_length=4000)] = "") -> Response:
-    coaching.close_plan(engine, scope=user.scope, plan_id=plan_id, outcome=outcome or None)
+    require(user, Action.COACH)
+    coaching_plans.close_plan(engine, scope=user.scope, plan_id=plan_id, outcome=outcome or None)
     return RedirectResponse(f"/coaching/plans/{plan_id}", status_code=303)
 
 
