@@ -3,6 +3,7 @@ and the gate analysis, on small hand-built inputs whose expected answers are wor
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -11,7 +12,7 @@ import pytest
 from closewise.errors import InvalidInput
 from closewise.playbook.default import DEFAULT_PLAYBOOK, MEDDICC, ExitCriterion, Playbook, StageDefinition
 from closewise.playbook.gate_effect import gate_effect
-from closewise.playbook.gates import DealEvidence, gate
+from closewise.playbook.gates import PASSING_PROPOSAL_KEY, PASSING_PROPOSAL_LABEL, DealEvidence, gate
 from closewise.playbook.qualification import scores, unknown_findings
 from closewise.playbook.requalification import requalification
 from closewise.playbook.yaml_io import playbook_from_yaml, playbook_to_yaml
@@ -38,6 +39,44 @@ def test_a_bad_playbook_names_the_place_at_fault(change: object, where: str, wor
         playbook_from_yaml(text, source="mine.yml")
     assert caught.value.where == f"mine.yml: {where}"
     assert words in caught.value.message
+
+
+def _requiring_proposal(playbook: Playbook, stage_key: str) -> Playbook:
+    return replace(playbook, stages=tuple(replace(s, requires_passing_proposal=s.key == stage_key)
+                                          for s in playbook.stages))
+
+
+def test_a_required_passing_proposal_survives_the_round_trip_and_only_where_it_was_set() -> None:
+    playbook = _requiring_proposal(DEFAULT_PLAYBOOK, "proposal")
+    text = playbook_to_yaml(playbook)
+    assert text.count("requires_passing_proposal: true") == 1
+    assert text.count("requires_passing_proposal: false") == len(playbook.stages) - 1
+    back = playbook_from_yaml(text)
+    assert back == playbook and back != DEFAULT_PLAYBOOK
+    assert [s.key for s in back.stages if s.requires_passing_proposal] == ["proposal"]
+    # Left out, it is off: a playbook written before the option existed still reads the same.
+    older = playbook_to_yaml(DEFAULT_PLAYBOOK).replace("  requires_passing_proposal: false\n", "")
+    assert "requires_passing_proposal" not in older and playbook_from_yaml(older) == DEFAULT_PLAYBOOK
+
+
+@pytest.mark.parametrize(("value", "where", "words"), [
+    ("'maybe'", "stages[4].requires_passing_proposal", "expected true or false, not 'maybe'"),
+    ("1", "stages[4].requires_passing_proposal", "expected true or false, not 1"),
+])
+def test_a_bad_proposal_option_names_its_stage(value: str, where: str, words: str) -> None:
+    text = playbook_to_yaml(_requiring_proposal(DEFAULT_PLAYBOOK, "proposal")).replace(
+        "requires_passing_proposal: true", f"requires_passing_proposal: {value}")
+    with pytest.raises(InvalidInput) as caught:
+        playbook_from_yaml(text, source="mine.yml")
+    assert caught.value.where == f"mine.yml: {where}" and words in caught.value.message
+
+
+def test_the_last_stage_cannot_require_a_proposal_to_be_left() -> None:
+    last = DEFAULT_PLAYBOOK.stages[-1].key
+    with pytest.raises(InvalidInput) as caught:
+        playbook_from_yaml(playbook_to_yaml(_requiring_proposal(DEFAULT_PLAYBOOK, last)), source="mine.yml")
+    assert caught.value.where == f"mine.yml: stages[{len(DEFAULT_PLAYBOOK.stages) - 1}].requires_passing_proposal"
+    assert "last stage" in caught.value.message
 
 
 def test_broken_yaml_names_the_line() -> None:
@@ -72,6 +111,25 @@ def test_a_gate_names_what_is_missing_and_skipping_needs_every_skipped_stage() -
     # An unticked check (the latest check says not done) is not met; moving back is always allowed.
     assert not gate(playbook, "a", "b", DealEvidence(fields={"close_date": "2026-03-01"}, checks={"a1": False})).allowed
     assert gate(playbook, "c", "a", bare).allowed and gate(playbook, "c", "a", bare).direction == "back"
+
+
+def test_a_stage_requiring_a_passing_proposal_adds_it_to_what_is_missing() -> None:
+    playbook = _requiring_proposal(_three_stages(), "b")
+    ready = DealEvidence(fields={"close_date": "2026-03-01", "next_step": "send terms"}, checks={"a1": True},
+                         contact_roles=frozenset({"economic_buyer"}))
+    # Leaving a (which does not ask for it) is unaffected.
+    assert gate(playbook, "a", "b", ready).allowed
+    # Leaving b — directly or by skipping it — needs it; unknown (nobody looked) counts as not met.
+    for evidence in (ready, replace(ready, proposal_passes=False)):
+        for start in ("a", "b"):
+            decision = gate(playbook, start, "c", evidence)
+            assert [(c.stage, c.key, c.label, c.kind, c.how) for c in decision.missing] == [
+                ("b", PASSING_PROPOSAL_KEY, PASSING_PROPOSAL_LABEL, "proposal", "missing")]
+    passing = gate(playbook, "a", "c", replace(ready, proposal_passes=True))
+    assert passing.allowed and any(c.key == PASSING_PROPOSAL_KEY and c.how == "evidence" for c in passing.checked)
+    # A passing proposal does not stand in for the other criteria.
+    assert [c.key for c in gate(playbook, "b", "c", DealEvidence(fields={"next_step": "x"}, proposal_passes=True)
+                                ).missing] == ["b1"]
 
 
 def _answers(rows: list[tuple[int, str, str, str, int]]) -> pl.DataFrame:

@@ -219,3 +219,34 @@ def test_flags_list_open_deals_that_skipped_criteria_on_the_way(web_org: WebOrg)
     mine = {row["id"] for row in api_client(web_org, "rep").get("/api/playbook/flags").json()}
     owners = dict(zip(org.opportunities["id"].to_list(), org.opportunities["owner_id"].to_list(), strict=True))
     assert mine == {deal for deal in expected if owners[deal] in rep_ids}
+
+
+def test_the_playbook_page_lists_requalification_as_of_a_day_and_for_one_owner(web_org: WebOrg) -> None:
+    import re
+
+    from tests.web.conftest import page_client
+
+    client = page_client(web_org, "manager")
+    api = api_client(web_org, "manager")
+    day = "2026-11-01"
+
+    def listed(query: str) -> list[int]:
+        response = client.get(f"/playbook{query}")
+        assert response.status_code == 200, response.text
+        return [int(found) for found in re.findall(r'<tr id="due-(\d+)"', response.text)]
+
+    expected = api.get(f"/api/playbook/requalification?as_of={day}").json()["deals"]
+    today = api.get("/api/playbook/requalification").json()["deals"]
+    assert {r["id"] for r in expected} != {r["id"] for r in today}  # the day changes the list
+    assert listed(f"?as_of={day}") == [r["id"] for r in expected]  # same deals, same order (soonest due first)
+    assert sorted(listed("")) == sorted(r["id"] for r in today)
+    # The form's empty fields (no day, everyone) are the defaults, not errors.
+    assert sorted(listed("?as_of=&owner=")) == sorted(r["id"] for r in today)
+    owner = expected[0]["owner_id"]
+    assert listed(f"?as_of={day}&owner={owner}") == [r["id"] for r in expected if r["owner_id"] == owner]
+    # Someone the manager does not see lists nothing, rather than their deals.
+    outsider = web_org.user_id(web_org.logins["other_rep"])
+    assert listed(f"?owner={outsider}") == []
+    for bad, where in (("?as_of=yesterday", "as_of"), ("?owner=me", "owner"), ("?as_of=1492-10-12", "as_of")):
+        refused = client.get(f"/playbook{bad}")
+        assert refused.status_code == 422 and f"{where}: " in refused.text, (bad, refused.status_code)

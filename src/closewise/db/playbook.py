@@ -56,7 +56,8 @@ def load_playbook(connection: Connection, *, pipeline: str = "default") -> Playb
                         forecast_category=ForecastCategory(row["forecast_category"]),
                         days_to_rot=int(row["days_to_rot"] or 30), requalify_days=int(row["requalify_days"] or 30),
                         guidance=row["guidance"] or "", exit_criteria=tuple(by_stage.get(row["key"], [])),
-                        required_fields=tuple(row["required_fields"] or ()))
+                        required_fields=tuple(row["required_fields"] or ()),
+                        requires_passing_proposal=bool(row["requires_passing_proposal"]))
         for row in stage_rows)
     frameworks = tuple(
         QualificationFramework(row.key, row.name, tuple(Question(q["key"], q["label"]) for q in row.questions))
@@ -86,7 +87,8 @@ def save_playbook(connection: Connection, playbook: Playbook) -> None:
                   "default_probability": stage.default_probability,
                   "forecast_category": stage.forecast_category.value, "days_to_rot": stage.days_to_rot,
                   "requalify_days": stage.requalify_days, "guidance": stage.guidance or None,
-                  "required_fields": list(stage.required_fields)}
+                  "required_fields": list(stage.required_fields),
+                  "requires_passing_proposal": stage.requires_passing_proposal}
         if stage.key in existing:
             stage_id = existing[stage.key]
             connection.execute(stages.update().where(stages.c.id == stage_id).values(**values))
@@ -166,11 +168,15 @@ def load_checks(connection: Connection, *, ids: Sequence[int] | None = None) -> 
                                       "done": pl.Boolean(), "checked_at": pl.Datetime("us")}, orient="row")
 
 
-def load_answers(connection: Connection) -> pl.DataFrame:
+def load_answers(connection: Connection, *, deal_id: int | None = None) -> pl.DataFrame:
+    """Every qualification answer (of one deal with `deal_id`)."""
     q = qualification_answers
+    statement = sa.select(q.c.opportunity_id, q.c.framework, q.c.question, q.c.answer, q.c.answered_at,
+                          q.c.answered_by)
+    if deal_id is not None:
+        statement = statement.where(q.c.opportunity_id == deal_id)
     rows = [(r.opportunity_id, r.framework, r.question, r.answer, _naive(r.answered_at), r.answered_by)
-            for r in connection.execute(sa.select(q.c.opportunity_id, q.c.framework, q.c.question, q.c.answer,
-                                                  q.c.answered_at, q.c.answered_by))]
+            for r in connection.execute(statement)]
     return pl.DataFrame(rows, schema={"opportunity_id": pl.Int64(), "framework": pl.String(), "question": pl.String(),
                                       "answer": pl.String(), "answered_at": pl.Datetime("us"),
                                       "answered_by": pl.Int64()}, orient="row")

@@ -3,7 +3,9 @@
 Six open stages from first contact to signature; the outcome of a deal (won, lost, no decision) lives in
 its status, not in a stage. Each stage has the probability and forecast category a deal takes on entering
 it, the days after which a deal sitting in it is rotting, how often its qualification should be looked at
-again, guidance for the rep and the exit criteria that should hold before the deal moves on.
+again, guidance for the rep and the exit criteria that should hold before the deal moves on. A stage may also
+require a proposal that passes its quality checks (`requires_passing_proposal`, see proposals/checks.py) before a
+deal leaves it; the default playbook does not turn that on (docs/playbook.md says why).
 
 Exit-criterion keys are unique across the whole playbook, because a check (`criteria_checks`) names its
 criterion by key only. Probabilities are percentages (0-100), as CRMs enter them.
@@ -41,6 +43,8 @@ class StageDefinition:
     guidance: str
     exit_criteria: tuple[ExitCriterion, ...]
     required_fields: tuple[str, ...] = ()
+    # Leaving the stage forward needs the deal's latest proposal to pass every quality check.
+    requires_passing_proposal: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ deal skipping stages must meet the criteria of every stage it skips as well (ski
 Moving back is always allowed. A criterion is met when its latest check says done (a rep or manager ticked
 it), or, without a check, when what it names is there: the field filled (`field`), the evidence on record
 (`evidence`: an activity of a type, an activity with a contact, a contact in a buying role engaged on the
-deal, a qualification answer of "yes").
+deal, a qualification answer of "yes"). A stage that requires a passing proposal adds one more item
+(`proposal:passing`), met when the deal's latest proposal passed every quality check; it cannot be ticked, only
+earned by generating such a proposal (or overridden with a reason, like any other item).
 
 Pure: the caller gathers a deal's `DealEvidence` (services/playbook.py does, from the database).
 """
@@ -20,6 +22,9 @@ from closewise.playbook.default import ExitCriterion, Playbook, StageDefinition
 
 How = Literal["checked", "field", "evidence", "missing", "unchecked"]
 
+PASSING_PROPOSAL_KEY = "proposal:passing"
+PASSING_PROPOSAL_LABEL = "A proposal that passes its quality checks"
+
 
 @dataclass(frozen=True)
 class DealEvidence:
@@ -31,6 +36,9 @@ class DealEvidence:
     activity_with_contact: bool = False
     contact_roles: frozenset[str] = frozenset()  # buying roles of contacts with an activity on the deal
     answers: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (framework, question) -> latest answer
+    # Whether the latest proposal passed its checks; None when nobody looked (no stage requires it), which a
+    # stage that does require it counts as not met rather than guessing.
+    proposal_passes: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,7 @@ class CriterionStatus:
     stage: str
     key: str
     label: str
-    kind: str  # checkbox | field | evidence | required_field
+    kind: str  # checkbox | field | evidence | required_field | proposal
     done: bool
     how: How
 
@@ -97,14 +105,32 @@ def _evidence(spec: Mapping[str, str], evidence: DealEvidence) -> bool:
     return False
 
 
+def required_field_label(name: str) -> str:
+    return f"{name.replace('_', ' ').capitalize()} is filled in"
+
+
+def item_labels(playbook: Playbook) -> dict[str, str]:
+    """Every key a gate may name as missing in `playbook` (exit criteria, `field:<name>`, the passing proposal),
+    with the label a person reads."""
+    labels = {PASSING_PROPOSAL_KEY: PASSING_PROPOSAL_LABEL}
+    for stage in playbook.stages:
+        labels.update({c.key: c.label for c in stage.exit_criteria})
+        labels.update({f"field:{name}": required_field_label(name) for name in stage.required_fields})
+    return labels
+
+
 def stage_status(stage: StageDefinition, evidence: DealEvidence) -> list[CriterionStatus]:
-    """The exit criteria and required fields of `stage`, each met or not."""
+    """The exit criteria, required fields and (when the stage asks for it) the passing proposal of `stage`, each
+    met or not."""
     statuses = [criterion_status(stage.key, criterion, evidence) for criterion in stage.exit_criteria]
     for name in stage.required_fields:
         done = _filled(evidence.fields.get(name))
-        label = f"{name.replace('_', ' ').capitalize()} is filled in"
-        statuses.append(CriterionStatus(stage.key, f"field:{name}", label, "required_field", done,
-                                        "field" if done else "missing"))
+        statuses.append(CriterionStatus(stage.key, f"field:{name}", required_field_label(name), "required_field",
+                                        done, "field" if done else "missing"))
+    if stage.requires_passing_proposal:
+        done = evidence.proposal_passes is True
+        statuses.append(CriterionStatus(stage.key, PASSING_PROPOSAL_KEY, PASSING_PROPOSAL_LABEL, "proposal", done,
+                                        "evidence" if done else "missing"))
     return statuses
 
 

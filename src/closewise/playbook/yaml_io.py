@@ -12,6 +12,7 @@ stages:                       # in order
     requalify_days: 30
     guidance: Check budget, authority, need and timing.
     required_fields: [close_date]
+    requires_passing_proposal: false  # true: leaving needs the latest proposal to pass its quality checks
     exit_criteria:
       - {key: budget_range_known, label: A budget range is known, kind: checkbox}
       - {key: timeline_known, label: The buyer's timeline is known, kind: field, field: close_date}
@@ -25,8 +26,10 @@ frameworks:
 ```
 
 Evidence rules: `activity` (with `type`: call, email, meeting, task), `activity_with_contact`, `contact_role`
-(with `buying_role`), `qualification_answer` (with `framework` and `question`, answered "yes"). Every error
-names the place in the file (`stages[2].exit_criteria[0].kind`).
+(with `buying_role`), `qualification_answer` (with `framework` and `question`, answered "yes").
+`requires_passing_proposal` (default false) may not be set on the last stage: no stage follows it, so a deal
+never leaves it through a gate (it closes instead). Every error names the place in the file
+(`stages[2].exit_criteria[0].kind`).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def playbook_to_yaml(playbook: Playbook) -> str:
                 "forecast_category": stage.forecast_category.value, "days_to_rot": stage.days_to_rot,
                 "requalify_days": stage.requalify_days, "guidance": stage.guidance,
                 "required_fields": list(stage.required_fields),
+                "requires_passing_proposal": stage.requires_passing_proposal,
                 "exit_criteria": [{"key": c.key, "label": c.label, "kind": c.kind, **(c.spec or {})}
                                   for c in stage.exit_criteria],
             }
@@ -98,6 +102,10 @@ def playbook_from_yaml(text: str, *, source: str = "playbook") -> Playbook:
     if not items:
         raise InvalidInput("a playbook needs at least one stage", where=f"{source}: stages")
     stages = tuple(reader.stage(item, f"stages[{i}]", i + 1, questions) for i, item in enumerate(items))
+    if stages[-1].requires_passing_proposal:
+        raise reader.fail(f"stages[{len(stages) - 1}].requires_passing_proposal",
+                          f"{stages[-1].key!r} is the last stage: a deal never leaves it for another stage, so a "
+                          "passing proposal cannot be required to leave it; set it on the stage before")
     reader.unique([s.key for s in stages], "stages", "stage key")
     reader.unique([c.key for s in stages for c in s.exit_criteria], "stages", "exit criterion key")
     pipeline = reader.text(root.get("pipeline", "default"), "pipeline")
@@ -140,6 +148,11 @@ class _Reader:
     def days(self, value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
             raise self.fail(where, f"expected a whole number of days from 1 to 3650, not {value!r}")
+        return value
+
+    def flag(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f"expected true or false, not {value!r}")
         return value
 
     def unique(self, keys: list[str], where: str, what: str) -> None:
@@ -187,6 +200,8 @@ class _Reader:
             guidance=self.text(item.get("guidance"), f"{where}.guidance", required=False),
             exit_criteria=criteria,
             required_fields=required,
+            requires_passing_proposal=self.flag(item.get("requires_passing_proposal", False),
+                                                f"{where}.requires_passing_proposal"),
         )
 
     def criterion(self, value: Any, where: str, questions: set[tuple[str, str]]) -> ExitCriterion:

@@ -5,7 +5,8 @@ Gates: moving a deal forward (or skipping stages) needs the exit criteria of eve
 are missing the move is refused (`GateRefused`, a Conflict carrying the `missing` list: the API answers 409)
 unless the user gives an override reason, which the change log records (`gate override: …`). Imported deals
 are never blocked: imports write history as it happened; deals that advanced without their criteria are
-flagged instead (`advanced_without_criteria`).
+flagged instead (`advanced_without_criteria`). A stage marked `requires_passing_proposal` also needs the deal's
+latest proposal to pass its quality checks (`services.proposals.proposal_passes`) before a deal leaves it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from closewise.domain.timeutil import as_utc, naive_utc, utcnow
 from closewise.errors import Conflict, Forbidden, InvalidInput, NotFound
 from closewise.playbook.default import Playbook
 from closewise.playbook.gate_effect import GateEffect, advances, gate_effect
-from closewise.playbook.gates import GateDecision, gate, stage_status
+from closewise.playbook.gates import DealEvidence, GateDecision, gate, stage_status
 from closewise.playbook.qualification import check_answer, scores, unknown_findings
 from closewise.playbook.requalification import requalification
 from closewise.playbook.yaml_io import playbook_from_yaml, playbook_to_yaml
 from closewise.services.org_data import load_org, scoped
+from closewise.services.proposals import proposal_passes
 
 OVERRIDE_PREFIX = "gate override: "
 
@@ -86,7 +88,7 @@ def judge_move(connection: Connection, *, deal_id: int, pipeline: str, from_stag
     """Judge a move on the evidence stored for the deal, with `fields` (values being saved in the same edit)
     counted as already filled in."""
     playbook = store.load_playbook(connection, pipeline=pipeline)
-    evidence = store.deal_evidence(connection, deal_id=deal_id)
+    evidence = _evidence(connection, playbook, deal_id)
     if fields:
         evidence = replace(evidence, fields={**evidence.fields, **fields})
     try:
@@ -94,6 +96,15 @@ def judge_move(connection: Connection, *, deal_id: int, pipeline: str, from_stag
     except KeyError as exc:
         known = ", ".join(stage.key for stage in playbook.stages)
         raise InvalidInput(f"unknown stage {exc.args[0]!r}; one of {known}", where="stage") from None
+
+
+def _evidence(connection: Connection, playbook: Playbook, deal_id: int) -> DealEvidence:
+    """The deal's evidence, with whether its latest proposal passes when some stage of its playbook asks (the
+    proposal checks are only read then)."""
+    evidence = store.deal_evidence(connection, deal_id=deal_id)
+    if any(stage.requires_passing_proposal for stage in playbook.stages):
+        evidence = replace(evidence, proposal_passes=proposal_passes(connection, deal_id))
+    return evidence
 
 
 def enforce_gate(connection: Connection, *, deal_id: int, pipeline: str, from_stage: str, to_stage: str,
@@ -109,6 +120,17 @@ def enforce_gate(connection: Connection, *, deal_id: int, pipeline: str, from_st
         raise GateRefused(decision)
     missing = ", ".join(c.key for c in decision.missing)
     return f"{OVERRIDE_PREFIX}{reason} (missing: {missing})"
+
+
+def parse_override(reason: str | None) -> tuple[str, list[str]] | None:
+    """A change-log reason written by `enforce_gate` for an override, read back: (the reason the user gave, the
+    keys of what was missing); None for any other reason."""
+    if not reason or not reason.startswith(OVERRIDE_PREFIX):
+        return None
+    given, marker, rest = reason[len(OVERRIDE_PREFIX):].rpartition(" (missing: ")
+    if not marker or not rest.endswith(")"):
+        return reason[len(OVERRIDE_PREFIX):], []
+    return given, [key.strip() for key in rest[:-1].split(",") if key.strip()]
 
 
 def stage_defaults(connection: Connection, *, pipeline: str, stage: str) -> tuple[float, str] | None:
@@ -133,8 +155,8 @@ def deal_playbook(engine: Engine, *, scope: Scope, deal_id: int, as_of: datetime
     with engine.connect() as connection:
         row = _visible(connection, scope, deal_id)
         playbook = store.load_playbook(connection, pipeline=row["pipeline"])
-        evidence = store.deal_evidence(connection, deal_id=deal_id)
-        answers = store.load_answers(connection).filter(pl.col("opportunity_id") == deal_id)
+        evidence = _evidence(connection, playbook, deal_id)
+        answers = store.load_answers(connection, deal_id=deal_id)
     keys = [stage.key for stage in playbook.stages]
     current = playbook.stage(row["stage"]) if row["stage"] in keys else None
     nxt = keys[keys.index(row["stage"]) + 1] if current and keys.index(row["stage"]) + 1 < len(keys) else None
@@ -203,14 +225,16 @@ def answer_question(engine: Engine, *, scope: Scope, deal_id: int, framework: st
 
 
 def requalification_due(engine: Engine, *, scope: Scope, as_of: datetime | None = None,
-                        warn_days: int = 7) -> list[dict[str, Any]]:
-    """The open deals the caller sees that are due or overdue for re-qualification as of `as_of`, soonest
-    first, with their owner."""
+                        warn_days: int = 7, owner_id: int | None = None) -> list[dict[str, Any]]:
+    """The open deals the caller sees (of `owner_id` only, when given) that are due or overdue for
+    re-qualification as of `as_of`, soonest first, with their owner."""
     moment = naive_utc(as_of or utcnow())
     from closewise.analytics.snapshots import snapshot
 
     org = scoped(load_org(engine, activities=False), scope)
     open_now = snapshot(org.timeline, moment).filter(pl.col("status") == "open")
+    if owner_id is not None:
+        open_now = open_now.filter(pl.col("owner_id") == owner_id)
     with engine.connect() as connection:
         answers = store.load_answers(connection)
         table = requalification(open_now, answers, org.stages, as_of=moment, warn_days=warn_days).filter(

@@ -32,6 +32,8 @@ class Stage(BaseModel):
     guidance: str | None = Field(description="What the rep should do in this stage.")
     required_fields: list[str] | None = Field(description="Deal fields that must be filled in this stage.")
     exit_criteria: list[ExitCriterion] = Field(description="The stage's exit criteria, in order.")
+    requires_passing_proposal: bool = Field(description="Whether a deal leaves the stage only once its latest "
+                                                        "proposal passes its quality checks.")
 
 
 @router.get("/playbook/stages", response_model=list[Stage],

@@ -29,7 +29,8 @@ class CriterionState(BaseModel):
     stage: str
     key: str = Field(description="The criterion's key (`field:<name>` for a stage's required field).")
     label: str
-    kind: str = Field(description="checkbox, field, evidence or required_field.")
+    kind: str = Field(description="checkbox, field, evidence, required_field, or proposal (the stage requires a "
+                                  "proposal that passes its quality checks; key `proposal:passing`).")
     done: bool
     how: str = Field(description="Why it counts as done or not: checked, field, evidence, missing, unchecked.")
 
