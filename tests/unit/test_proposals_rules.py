@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from datetime import date
 
 import polars as pl
@@ -117,3 +118,23 @@ def test_fit_ranks_held_out_lookalikes_above_others() -> None:
     others = fit.filter(pl.col("id").is_in(list(range(201, 400, 2))))["fit"].mean()
     assert held_out > others  # type: ignore[operator]
     assert any("Healthcare" in r for r in fit.filter(pl.col("id") == 0)["reasons"][0])
+
+
+def test_statuses_as_of_shows_each_deal_as_it_stood_then() -> None:
+    """Four deals around a cut at 1 June: created after it (left out), won before it (won), won after it (open
+    then), lost before it (lost). An account is a customer or busy only by what was known at the cut."""
+    utc = datetime.UTC
+    at = datetime.datetime(2026, 6, 1, tzinfo=utc)
+    before, after = datetime.datetime(2026, 5, 1, tzinfo=utc), datetime.datetime(2026, 7, 1, tzinfo=utc)
+    deals = pl.DataFrame({
+        "id": [1, 2, 3, 4], "account_id": [10, 20, 30, 40], "status": ["open", "won", "won", "lost"],
+        "created_at": [after, before, before, before], "closed_at": [None, before, after, before],
+    }, schema_overrides={"created_at": pl.Datetime("us", "UTC"), "closed_at": pl.Datetime("us", "UTC")})
+    then = prospecting.statuses_as_of(deals, at)
+    assert dict(then.select("id", "status").iter_rows()) == {2: "won", 3: "open", 4: "lost"}
+    accounts = pl.DataFrame({"id": [10, 20, 30, 40], "industry": ["Software"] * 4, "employees": [100] * 4,
+                             "country": ["US"] * 4, "segment": ["SMB"] * 4})
+    icp = prospecting.learn_icp(accounts, [20])
+    kinds = dict(prospecting.targets(accounts, then, icp).select("id", "kind").iter_rows())
+    # 30 had an open deal on 1 June (won only in July): not a target then; 10's deal did not exist yet.
+    assert kinds == {10: "prospect", 20: "customer", 40: "prospect"}

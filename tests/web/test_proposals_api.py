@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from closewise.db.tables import opportunities
+from closewise.db.tables import opportunities, proposals
 from tests.web.conftest import WebOrg, api_client, page_client
 
 ROLES = ("admin", "leader", "manager", "rep", "viewer")
@@ -60,10 +60,58 @@ def test_generate_and_download(web_org: WebOrg) -> None:
     assert {c["key"] for c in body["checks"]} >= {"names_customer", "cites_pains", "no_placeholders"}
     download = rep.get(body["download"])
     assert download.status_code == 200 and download.content[:2] == b"PK"
+    assert download.content == _stored_bytes(web_org, body["id"])
     history = rep.get(f"/api/proposals/{deal['id']}/history").json()
     assert history[0]["id"] == body["id"]
     assert api_client(web_org, "viewer").post(f"/api/proposals/{deal['id']}", json={"format": "html"}
                                               ).status_code in (403, 404)
+
+
+def _stored_bytes(org: WebOrg, proposal_id: int) -> bytes:
+    with org.engine.connect() as connection:
+        return bytes(connection.execute(sa.select(proposals.c.content).where(proposals.c.id == proposal_id)
+                                        ).scalar_one())
+
+
+def test_a_generated_proposal_is_served_as_stored_after_the_deal_changes(web_org: WebOrg) -> None:
+    """The download of a generated proposal is the stored document, byte for byte: a later edit of the deal's
+    amount changes the draft (built from the deal as it is now) but not the proposal already generated."""
+    rep = api_client(web_org, "rep")
+    deal = rep.get("/api/proposals/candidates").json()[0]
+    body = rep.post(f"/api/proposals/{deal['id']}", json={"format": "html"}).json()
+    before = rep.get(body["download"])
+    assert before.status_code == 200 and before.headers["content-type"].startswith("text/html")
+    assert before.content == _stored_bytes(web_org, body["id"])
+    assert "attachment" in before.headers["content-disposition"]
+    old_amount = deal["amount"]
+    new_amount = round((old_amount or 10_000) + 12_345)
+    assert rep.patch(f"/api/opportunities/{deal['id']}", json={"amount": new_amount}).status_code == 200
+    try:
+        after = rep.get(body["download"])
+        assert after.status_code == 200 and after.content == before.content
+        draft = rep.get(f"/api/proposals/{deal['id']}/document?format=html")
+        assert f"{new_amount:,.0f}" in draft.text and f"{new_amount:,.0f}" not in after.text
+        history = rep.get(f"/api/proposals/{deal['id']}/history").json()
+        assert next(h for h in history if h["id"] == body["id"])["download"] == body["download"]
+        page = page_client(web_org, "rep")
+        shown = page.get(f"/proposals/{deal['id']}/history/{body['id']}/document")
+        assert shown.status_code == 200 and shown.content == before.content
+        assert body["download"].removeprefix("/api") in page.get(f"/proposals/{deal['id']}").text
+    finally:
+        rep.patch(f"/api/opportunities/{deal['id']}", json={"amount": old_amount})
+
+
+def test_a_stored_proposal_is_scoped_to_its_deal_and_owner(web_org: WebOrg) -> None:
+    rep = api_client(web_org, "rep")
+    deals = rep.get("/api/proposals/candidates").json()
+    body = rep.post(f"/api/proposals/{deals[0]['id']}", json={"format": "html"}).json()
+    assert api_client(web_org, "other_rep").get(body["download"]).status_code == 404
+    assert page_client(web_org, "other_rep").get(body["download"].removeprefix("/api")).status_code == 404
+    assert api_client(web_org, "leader").get(body["download"]).status_code == 200
+    other_deal = next((d for d in deals if d["id"] != deals[0]["id"]), None)
+    if other_deal is not None:  # a proposal id under another deal of the caller's is not found either
+        assert rep.get(f"/api/proposals/{other_deal['id']}/history/{body['id']}/document").status_code == 404
+    assert rep.get(f"/api/proposals/{deals[0]['id']}/history/{2**40}/document").status_code == 404
 
 
 def test_viewer_cannot_generate(web_org: WebOrg) -> None:
@@ -128,3 +176,18 @@ def test_page_generate_needs_csrf_and_scope(web_org: WebOrg) -> None:
     assert other.get(f"/proposals/{deal['id']}").status_code == 404
     assert other.post(f"/proposals/{deal['id']}", data={"format": "html", "csrf_token": other.csrf}  # type: ignore[attr-defined]
                       ).status_code == 404
+
+
+def test_openapi_describes_every_proposals_answer(web_org: WebOrg) -> None:
+    """Every JSON answer of these routes has a schema in the OpenAPI document (the contract test then checks the
+    bodies against it): none is a bare object."""
+    document = api_client(web_org, None).get("/api/openapi.json").json()
+    paths = {path: spec for path, spec in document["paths"].items()
+             if path.startswith(("/api/proposals", "/api/differentiation", "/api/prospecting"))}
+    assert len(paths) >= 8
+    for path, spec in paths.items():
+        for method, operation in spec.items():
+            for status, answer in operation["responses"].items():
+                schema = answer.get("content", {}).get("application/json", {}).get("schema")
+                if status.startswith("2") and schema is not None:
+                    assert "$ref" in schema or "$ref" in schema.get("items", {}), (method, path, schema)

@@ -28,7 +28,7 @@ from closewise.db.tables import (
     users,
 )
 from closewise.domain.scope import Scope
-from closewise.domain.timeutil import naive_utc
+from closewise.domain.timeutil import as_utc, naive_utc
 
 o, acc, u = opportunities, accounts, users
 
@@ -115,10 +115,11 @@ def activity_counts(connection: Connection, *, deal_id: int) -> dict[str, int]:
 
 
 def insert_proposal(connection: Connection, *, deal_id: int, by: int | None, at: datetime, fmt: str,
-                    path: str | None, summary: str, checks: list[dict[str, Any]]) -> int:
+                    path: str | None, summary: str, checks: list[dict[str, Any]], content: bytes,
+                    filename: str) -> int:
     result = connection.execute(proposals.insert().values(
         opportunity_id=deal_id, created_by=by, created_at=at, format=fmt, path=path, executive_summary=summary,
-        checks=checks))
+        checks=checks, content=content, filename=filename))
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
@@ -127,11 +128,19 @@ def insert_proposal(connection: Connection, *, deal_id: int, by: int | None, at:
 def proposals_for(connection: Connection, *, deal_id: int, limit: int = 20) -> list[dict[str, Any]]:
     statement = (sa.select(proposals.c.id, proposals.c.opportunity_id, proposals.c.created_at, proposals.c.format,
                            proposals.c.path, proposals.c.executive_summary, proposals.c.checks,
-                           u.c.name.label("created_by_name"))
+                           proposals.c.content.is_not(None).label("stored"), u.c.name.label("created_by_name"))
                  .select_from(proposals.outerjoin(u, u.c.id == proposals.c.created_by))
                  .where(proposals.c.opportunity_id == deal_id)
                  .order_by(proposals.c.created_at.desc(), proposals.c.id.desc()).limit(limit))
     return [dict(r) for r in connection.execute(statement).mappings()]
+
+
+def stored_document(connection: Connection, *, deal_id: int, proposal_id: int) -> dict[str, Any] | None:
+    """The format, file name and bytes of proposal `proposal_id` of deal `deal_id` (None: no such proposal)."""
+    statement = sa.select(proposals.c.format, proposals.c.filename, proposals.c.content).where(
+        proposals.c.id == proposal_id, proposals.c.opportunity_id == deal_id)
+    row = connection.execute(statement).mappings().first()
+    return dict(row) if row else None
 
 
 def latest_checks(connection: Connection, *, deal_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
@@ -145,21 +154,26 @@ def latest_checks(connection: Connection, *, deal_ids: Sequence[int]) -> dict[in
 
 
 def deals_frame(connection: Connection, *, scope: Scope) -> pl.DataFrame:
-    """Visible deals: id, account_id, owner_id, status, competitor, amount, currency, close_date."""
+    """Visible deals: id, account_id, owner_id, status, competitor, amount, currency, close_date, created_at,
+    closed_at (UTC)."""
     statement = visible(sa.select(o.c.id, o.c.account_id, o.c.owner_id, o.c.status, o.c.competitor, o.c.amount,
-                                  o.c.currency, o.c.close_date), o.c.owner_id, scope)
-    rows = [tuple(r) for r in connection.execute(statement)]
-    return pl.DataFrame(rows, orient="row", schema={
+                                  o.c.currency, o.c.close_date, o.c.created_at, o.c.closed_at), o.c.owner_id, scope)
+    rows = [(*r[:8], *(None if t is None else naive_utc(t) for t in r[8:])) for r in connection.execute(statement)]
+    frame = pl.DataFrame(rows, orient="row", schema={
         "id": pl.Int64(), "account_id": pl.Int64(), "owner_id": pl.Int64(), "status": pl.String(),
-        "competitor": pl.String(), "amount": pl.Float64(), "currency": pl.String(), "close_date": pl.Date()})
+        "competitor": pl.String(), "amount": pl.Float64(), "currency": pl.String(), "close_date": pl.Date(),
+        "created_at": pl.Datetime("us"), "closed_at": pl.Datetime("us")})
+    return frame.with_columns(pl.col("created_at", "closed_at").dt.replace_time_zone("UTC"))
 
 
-def accounts_frame(connection: Connection, *, scope: Scope | None) -> pl.DataFrame:
+def accounts_frame(connection: Connection, *, scope: Scope | None, as_of: datetime | None = None) -> pl.DataFrame:
     """Accounts (visible by their owner; `scope` None: all, for learning the ICP) with firmographics and the
-    owner's name."""
+    owner's name; with `as_of`, only those that existed then (created before it, or with no creation time)."""
     statement = (sa.select(acc.c.id, acc.c.name, acc.c.industry, acc.c.employees, acc.c.country, acc.c.segment,
                            acc.c.owner_id, u.c.name.label("owner_name"))
                  .select_from(acc.outerjoin(u, u.c.id == acc.c.owner_id)).order_by(acc.c.id))
+    if as_of is not None:
+        statement = statement.where(sa.or_(acc.c.created_at.is_(None), acc.c.created_at < as_utc(as_of)))
     if scope is not None:
         statement = visible(statement, acc.c.owner_id, scope)
     rows = [tuple(r) for r in connection.execute(statement)]

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from closewise.demo import changelog, engagement, events, leads, lifecycle, org, submissions
+from closewise.demo import changelog, engagement, events, firmographics, leads, lifecycle, org, submissions
 from closewise.demo.deals import plan_deals
 from closewise.demo.plan import CalendarLookup, DemoPlan
 from closewise.domain.enums import Role
@@ -50,6 +50,10 @@ class DemoGenerator:
         self.accounts = org.build_accounts(plan, self.people, self.intensity)
         self.leads = leads.build_leads(plan, self.people, self.intensity, max_converted=plan.opportunities // 2)
         self.deals = plan_deals(plan, self.people, self.accounts, self.leads, self.intensity)
+        # The ICP follows the outcomes, so they are simulated once before the accounts are written (and again,
+        # identically, chunk by chunk in `_deal_batches`); nothing the simulation reads changes.
+        share = firmographics.won_share(plan, self.people, self.accounts, self.deals, self.lookup)
+        self.accounts = firmographics.plant(plan, self.accounts, share)
         self.counts: dict[str, int] = {}
         self._won = np.zeros((len(self.people.rep_user), plan.window_days))
         self._activity_id = plan.ids.first("activities")

@@ -25,6 +25,7 @@ Row = dict[str, Any]
 NORMAL_RAMP_DAYS = 120
 SLOW_RAMP_DAYS = 360
 SEGMENT_DEAL_RATE = np.array([1.4, 1.0, 0.6])  # smb reps open more, smaller deals
+EMPLOYEE_RANGE = np.array([[10, 200], [200, 2_000], [2_000, 100_000]])  # head count per segment (log-uniform)
 
 
 @dataclass(frozen=True)
@@ -229,9 +230,11 @@ def build_accounts(plan: DemoPlan, people: People, intensity: FloatArray) -> Acc
     segment = np.where(rng.random(n) < 0.85, people.segment[owner], rng.integers(0, 3, n))
     weights = np.array([country[1] for country in vocab.COUNTRIES])
     country = rng.choice(len(weights), n, p=weights / weights.sum())
-    low, high = np.array([10, 200, 2_000])[segment], np.array([200, 2_000, 100_000])[segment]
+    low, high = EMPLOYEE_RANGE[segment, 0], EMPLOYEE_RANGE[segment, 1]
     employees = np.round(np.exp(rng.uniform(np.log(low), np.log(high)))).astype(np.int64)
     contact_count = rng.integers(3, 9, n)
+    # Industry and head count drawn here are provisional: `firmographics.plant` redraws them from the deal
+    # outcomes (the draws stay, so the later ones of this stream do not move).
     return Accounts(
         first_id=plan.ids.first("accounts"),
         owner=owner,

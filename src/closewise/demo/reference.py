@@ -30,6 +30,7 @@ def stage_rows(playbook: Playbook, first_stage_id: int, first_criterion_id: int)
                 "requalify_days": stage.requalify_days,
                 "guidance": stage.guidance,
                 "required_fields": list(stage.required_fields),
+                "requires_passing_proposal": stage.requires_passing_proposal,
             }
         )
         for order, criterion in enumerate(stage.exit_criteria, start=1):

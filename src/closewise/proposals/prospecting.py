@@ -124,6 +124,16 @@ def fit_scores(accounts: pl.DataFrame, icp: Icp, *, reasons: int = 3) -> pl.Data
                               pl.Series("reasons", why, dtype=pl.List(pl.String)))
 
 
+def statuses_as_of(deals: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    """`deals` as they stood at `as_of` (aware UTC): those created by then, with `status` "won"/"lost" only if
+    they had closed before it and "open" otherwise. `deals` holds created_at and closed_at (aware UTC)."""
+    moment = pl.lit(as_of).dt.convert_time_zone("UTC")
+    closed = pl.col("closed_at").is_not_null() & (pl.col("closed_at") < moment)
+    return (deals.filter(pl.col("created_at").is_null() | (pl.col("created_at") < moment))
+            .with_columns(status=pl.when(closed & pl.col("status").is_in(["won", "lost"]))
+                          .then(pl.col("status")).otherwise(pl.lit("open"))))
+
+
 def targets(accounts: pl.DataFrame, deals: pl.DataFrame, icp: Icp, *, limit: int | None = None) -> pl.DataFrame:
     """Accounts to prospect: those without an open deal, ranked by fit (best first). `kind` tells a past
     customer (a won deal: expansion) from a prospect."""

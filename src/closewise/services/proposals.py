@@ -194,13 +194,15 @@ def _public_proposal(row: dict[str, Any]) -> dict[str, Any]:
     checks = list(row["checks"] or [])
     return {"id": row["id"], "deal_id": row["opportunity_id"], "created_at": as_utc(row["created_at"]).isoformat(),
             "created_by": row["created_by_name"], "format": row["format"], "path": row["path"],
-            "executive_summary": row["executive_summary"], "checks": checks, "passed": passed(checks)}
+            "executive_summary": row["executive_summary"], "checks": checks, "passed": passed(checks),
+            "stored": bool(row["stored"])}
 
 
 def generate(engine: Engine, *, scope: Scope, deal_id: int, fmt: str, out: Path | None = None,
              today: date | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """Write the proposal (to `out` when given) and record it. Returns `{"id", "path", "executive_summary",
-    "checks", "passed", "format", "content"}` (`content`: the document's bytes)."""
+    """Write the proposal (to `out` when given) and record it with its document, so a later download serves these
+    very bytes (`stored_document`). Returns `{"id", "path", "executive_summary", "checks", "passed", "format",
+    "content", "filename"}` (`content`: the document's bytes)."""
     if fmt not in documents.FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}; one of {', '.join(documents.FORMATS)}", where="format")
     moment = now or utcnow()
@@ -219,11 +221,13 @@ def generate(engine: Engine, *, scope: Scope, deal_id: int, fmt: str, out: Path 
             except OSError as exc:
                 raise InvalidInput(f"cannot write {out}: {exc.strerror}", where="--out") from None
             path = str(out.resolve())
+        filename = _filename(facts, fmt)
         proposal_id = queries.insert_proposal(connection, deal_id=deal_id, by=scope.user_id, at=moment, fmt=fmt,
-                                              path=path, summary=summary.text, checks=checks)
+                                              path=path, summary=summary.text, checks=checks, content=content,
+                                              filename=filename)
     return {"id": proposal_id, "deal_id": deal_id, "path": path, "format": fmt, "executive_summary": summary.text,
             "polished_by": summary.polished_by, "checks": checks, "passed": passed(checks), "content": content,
-            "filename": _filename(facts, fmt)}
+            "filename": filename}
 
 
 def _filename(facts: DealFacts, fmt: str) -> str:
@@ -233,7 +237,8 @@ def _filename(facts: DealFacts, fmt: str) -> str:
 
 def document(engine: Engine, *, scope: Scope, deal_id: int, fmt: str, today: date | None = None
              ) -> tuple[bytes, str, str]:
-    """The proposal document as it would be generated now (content, file name, media type); nothing recorded."""
+    """A draft: the proposal document as it would be generated now (content, file name, media type), nothing
+    recorded. A generated proposal is downloaded with `stored_document`, which never rebuilds it."""
     if fmt not in documents.FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}; one of {', '.join(documents.FORMATS)}", where="format")
     with engine.connect() as connection:
@@ -242,6 +247,20 @@ def document(engine: Engine, *, scope: Scope, deal_id: int, fmt: str, today: dat
         template_dir = _template_dir(connection)
     _, doc, _ = compose(facts, points, polisher=configured_polisher())
     return documents.render(doc, fmt, template_dir=template_dir), _filename(facts, fmt), documents.MEDIA_TYPES[fmt]
+
+
+def stored_document(engine: Engine, *, scope: Scope, deal_id: int, proposal_id: int) -> tuple[bytes, str, str]:
+    """The document of a recorded proposal exactly as it was generated (content, file name, media type): later
+    edits of the deal, the library or the templates do not change it. NotFound for a deal the caller does not
+    see, a proposal of another deal, or one recorded before documents were stored (migration 0009)."""
+    with engine.connect() as connection:
+        _visible(connection, scope, deal_id)
+        row = queries.stored_document(connection, deal_id=deal_id, proposal_id=proposal_id)
+    if row is None:
+        raise NotFound(f"no proposal with id {proposal_id} for opportunity {deal_id}")
+    if row["content"] is None:
+        raise NotFound(f"proposal {proposal_id} was recorded before documents were stored; generate it again")
+    return bytes(row["content"]), str(row["filename"]), documents.MEDIA_TYPES[row["format"]]
 
 
 def history(engine: Engine, *, scope: Scope, deal_id: int) -> list[dict[str, Any]]:
@@ -311,20 +330,23 @@ def _cadences(connection: Connection) -> list[prospecting.Cadence]:
 
 def prospecting_plan(engine: Engine, *, scope: Scope, as_of: datetime | None = None, limit: int = 50
                      ) -> dict[str, Any]:
-    """The ICP (learned from all the org's wins: a profile, not records), the caller's target accounts ranked
-    by fit with reasons and their rep, the cadences with weekly goals, and each visible rep's progress."""
+    """The ICP (learned from all the org's wins closed before `as_of`: a profile, not records), the caller's
+    target accounts (existing at `as_of`) ranked by fit with reasons and their rep, the cadences with weekly
+    goals, and each visible rep's progress."""
     moment = as_of or utcnow()
     with engine.connect() as connection:
-        every_account = queries.accounts_frame(connection, scope=None)
+        # Only what was known at `moment`: the accounts that existed then and the wins closed before it.
+        every_account = queries.accounts_frame(connection, scope=None, as_of=moment)
         outcomes = queries.all_deal_outcomes(connection)
         won = outcomes.filter((pl.col("status") == "won") & (pl.col("closed_at") < as_utc(moment)))
         icp = prospecting.learn_icp(every_account, won["account_id"].drop_nulls().unique())
-        mine = queries.accounts_frame(connection, scope=scope)
+        mine = queries.accounts_frame(connection, scope=scope, as_of=moment)
         deals = queries.deals_frame(connection, scope=scope)
         cadences = _cadences(connection)
         reps = queries.reps(connection, scope=scope)
         recent = queries.activities_since(connection, scope=scope, since=moment - timedelta(days=7), until=moment)
-    ranked = prospecting.targets(mine, deals, icp)
+    # An account is a customer or has an open deal as it stood at `moment`, not as it stands today.
+    ranked = prospecting.targets(mine, prospecting.statuses_as_of(deals, as_utc(moment)), icp)
     per_rep = ranked.group_by("owner_id").len().rename({"len": "targets"})
     accounts = [{"id": r["id"], "name": r["name"], "industry": r["industry"], "segment": r["segment"],
                  "country": r["country"], "employees": r["employees"], "owner_id": r["owner_id"],

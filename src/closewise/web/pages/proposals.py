@@ -1,7 +1,8 @@
 """Pages for issue 11: /proposals (deals ready for a proposal, then a deal's executive summary, its checks,
 generate and download), /differentiation (record against each competitor, talking points per persona) and
 /prospecting (ideal-customer profile, target accounts ranked by fit, cadences and rep progress). Every page
-shows only what the signed-in user sees; a deal outside that is a 404 like a missing one."""
+shows only what the signed-in user sees; a deal outside that is a 404 like a missing one. A generated proposal is
+downloaded as it was stored; the other download is a draft from the deal as it is now."""
 
 from __future__ import annotations
 
@@ -47,7 +48,17 @@ def generate(request: Request, deal_id: DealId, engine: EngineDep, user: PageWri
 @router.get("/proposals/{deal_id}/document")
 def download(deal_id: DealId, engine: EngineDep, user: PageUser,
              format: Annotated[Format, Query()] = "docx") -> Response:
+    """A draft as of now (nothing recorded); generated proposals are served by `stored_document`."""
     content, filename, media = service.document(engine, scope=user.scope, deal_id=deal_id, fmt=format)
+    return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/proposals/{deal_id}/history/{proposal_id}/document")
+def stored_document(deal_id: DealId, proposal_id: Annotated[int, Path(ge=1, le=MAX_ID)], engine: EngineDep,
+                    user: PageUser) -> Response:
+    """A generated proposal's document exactly as it was generated."""
+    content, filename, media = service.stored_document(engine, scope=user.scope, deal_id=deal_id,
+                                                       proposal_id=proposal_id)
     return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
