@@ -13,6 +13,10 @@ stage) and therefore a deal's findings are the same whoever looks; the result is
 scope sees, by `Scope` (a deal whose owner, now and on the review's date, is visible). A scoped sweep closes
 only visible deals, and only those of the previewed ids that are still dead; a scoped undo restores only
 visible deals; a snooze of a deal outside the scope is `NotFound`, worded as for a missing deal.
+
+The web app passes its `ReportCache` to `review`, `overview` and `preview_sweep`: the whole org's findings are
+then kept per data and side stamp (snoozes and qualification answers move the side stamp) and moment (now: the
+minute), so the pages and GET /api/hygiene of every user read the org and apply the rules once, not per request.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from closewise.domain.scope import Action, Scope
 from closewise.domain.timeutil import as_utc, parse_as_of, utcnow
 from closewise.errors import Conflict, Forbidden, InvalidInput, NotFound
 from closewise.services.org_data import OrgData, org_or_load
+from closewise.services.report_cache import ReportCache
 
 CODES: Final = tuple(code.value for code in rules.FindingCode)
 FIRST_DAY: Final = date(1900, 1, 1)
@@ -127,10 +132,11 @@ class HygieneOverview:
         return round(sum(deal.amount or 0.0 for deal in self.dead), 2)
 
 
-def overview(engine: Engine, *, scope: Scope, as_of: datetime | None = None) -> HygieneOverview:
+def overview(engine: Engine, *, scope: Scope, as_of: datetime | None = None,
+             cache: ReportCache | None = None) -> HygieneOverview:
     """The review and the sweep preview on one read of the org, cut to `scope`, with the page's totals."""
     at = as_utc(as_of) if as_of is not None else utcnow()
-    org, findings = _findings(engine, at, None, None)  # one computation for both lists
+    org, findings = _findings(engine, at, None, None, cache, as_of)  # one computation for both lists
     grouped = findings.group_by("id", maintain_order=True).agg(pl.struct("code", "detail").alias("reasons"))
     found = HygieneReview(at, _deals(engine, org, grouped, at, scope))
     dead = _deals(engine, org, rules.dead_deals(findings), at, scope)
@@ -168,12 +174,13 @@ def review(
     settings: rules.HygieneSettings | None = None,
     org: OrgData | None = None,
     scope: Scope | None = None,
+    cache: ReportCache | None = None,
 ) -> HygieneReview:
     """Open deals on `as_of` (default now) with at least one unsnoozed finding, by id. `org`: the org
     already read with its activities, to share between reports (read from `engine` when None); `scope`: only
-    the deals it sees (None: all)."""
+    the deals it sees (None: all); `cache`: the web app's (module header)."""
     at = as_utc(as_of) if as_of is not None else utcnow()
-    org, found = _findings(engine, at, settings, org)
+    org, found = _findings(engine, at, settings, org, cache, as_of)
     grouped = found.group_by("id", maintain_order=True).agg(pl.struct("code", "detail").alias("reasons"))
     return HygieneReview(at, _deals(engine, org, grouped, at, scope))
 
@@ -185,11 +192,12 @@ def preview_sweep(
     settings: rules.HygieneSettings | None = None,
     org: OrgData | None = None,
     scope: Scope | None = None,
+    cache: ReportCache | None = None,
 ) -> SweepResult:
     """The deals the sweep rule calls dead on `as_of` (default now), with the findings that make them so.
-    `org` and `scope`: as for `review`. (A confirmed sweep always reads the org afresh.)"""
+    `org`, `scope` and `cache`: as for `review`. (A confirmed sweep always reads the org afresh.)"""
     at = as_utc(as_of) if as_of is not None else utcnow()
-    org, found = _findings(engine, at, settings, org)
+    org, found = _findings(engine, at, settings, org, cache, as_of)
     return SweepResult(at, confirmed=False, deals=_deals(engine, org, rules.dead_deals(found), at, scope))
 
 
@@ -377,8 +385,14 @@ def open_findings(engine: Engine, *, as_of: datetime, org: OrgData) -> pl.DataFr
 
 
 def _findings(
-    engine: Engine, at: datetime, settings: rules.HygieneSettings | None, org: OrgData | None
+    engine: Engine, at: datetime, settings: rules.HygieneSettings | None, org: OrgData | None,
+    cache: ReportCache | None = None, as_of: datetime | None = None,
 ) -> tuple[OrgData, pl.DataFrame]:
+    if cache is not None and settings is None and org is None:
+        # The whole org's findings are the same for every caller (the scope cuts them afterwards).
+        found = cache.remember_as_of("hygiene-findings", (), as_of, lambda: _findings(
+            engine, at if as_of is not None else utcnow(), None, cache.org)[1])
+        return cache.org, found
     org = org_or_load(engine, org)
     with engine.connect() as connection:
         answers = store.load_answers(connection)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from closewise.domain.scope import Action
 from closewise.services import hygiene as service
+from closewise.services.report_cache import open_cache
+from closewise.web.api.forecast import ViewsDep
 from closewise.web.deps import ApiUser, EngineDep, require
 
 router = APIRouter(tags=["hygiene"])
@@ -117,11 +119,13 @@ def _sweep(result: service.SweepResult) -> Sweep:
 def hygiene(
     user: ApiUser,
     engine: EngineDep,
+    views: ViewsDep,
     as_of: Annotated[date | None, Query(description="Review as of the end of this day (default: now).")] = None,
 ) -> Review:
     """The open deals the caller sees with at least one unsnoozed finding (aged, stuck, past close date, pushed,
     idle, no next step, amount swings, not requalified)."""
-    result = service.review(engine, as_of=service.end_of_day(as_of), scope=user.scope)
+    result = service.review(engine, as_of=service.end_of_day(as_of), scope=user.scope,
+                            cache=open_cache(engine, views.orgs))
     return Review(as_of=result.as_of, deals=[_deal(deal) for deal in result.deals])
 
 
@@ -138,11 +142,11 @@ def snooze(body: SnoozeRequest, user: ApiUser, engine: EngineDep) -> Snoozed:
 
 
 @router.post("/hygiene/sweep/preview", response_model=Sweep, responses=_WRITE)
-def sweep_preview(user: ApiUser, engine: EngineDep) -> Sweep:
+def sweep_preview(user: ApiUser, engine: EngineDep, views: ViewsDep) -> Sweep:
     """The dead deals (aged or stuck, and idle) the caller sees that a sweep would close as no decision now.
     Nothing is written; confirm with their ids."""
     require(user, Action.SWEEP_DEALS)
-    return _sweep(service.preview_sweep(engine, scope=user.scope))
+    return _sweep(service.preview_sweep(engine, scope=user.scope, cache=open_cache(engine, views.orgs)))
 
 
 @router.post("/hygiene/sweep/confirm", response_model=Sweep, responses={**_WRITE, **_BODY})

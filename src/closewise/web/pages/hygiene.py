@@ -14,6 +14,8 @@ from closewise.domain.scope import Action
 from closewise.domain.timeutil import utcnow
 from closewise.errors import Conflict, InvalidInput
 from closewise.services import hygiene as service
+from closewise.services.report_cache import open_cache
+from closewise.web.api.forecast import ViewsDep
 from closewise.web.deps import EngineDep, PageUser, PageWriter, require
 from closewise.web.render import page
 
@@ -65,10 +67,12 @@ def hygiene_page(
     request: Request,
     user: PageUser,
     engine: EngineDep,
+    views: ViewsDep,
     as_of: Annotated[date | None, Query()] = None,
     code: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
-    overview = service.overview(engine, scope=user.scope, as_of=service.end_of_day(as_of))
+    overview = service.overview(engine, scope=user.scope, as_of=service.end_of_day(as_of),
+                                cache=open_cache(engine, views.orgs))
     deals = overview.review.deals
     if code:
         deals = [deal for deal in deals if any(reason.code == code for reason in deal.reasons)]
@@ -108,9 +112,9 @@ def sweep_idle(request: Request, user: PageUser) -> HTMLResponse:
 
 
 @router.post("/hygiene/sweep/preview", response_class=HTMLResponse)
-def sweep_preview(request: Request, user: PageWriter, engine: EngineDep) -> HTMLResponse:
+def sweep_preview(request: Request, user: PageWriter, engine: EngineDep, views: ViewsDep) -> HTMLResponse:
     require(user, Action.SWEEP_DEALS)
-    preview = service.preview_sweep(engine, scope=user.scope)
+    preview = service.preview_sweep(engine, scope=user.scope, cache=open_cache(engine, views.orgs))
     names = service.owner_names(engine, [deal.owner_id for deal in preview.deals])
     return page(request, "partials/hygiene_sweep_preview.html", user, title="Hygiene", preview=preview,
                 total=sum(deal.amount or 0.0 for deal in preview.deals), names=names, **_context())
