@@ -1,11 +1,13 @@
 """`services.org_cache.OrgCache.remember`: a document asked for by many requests at once is built once; the
-others wait for it. A failed build is not kept, and the next caller builds again."""
+others wait for it. A failed build is not kept, and the next caller builds again. `remember_now`: a new minute
+is answered with the last minute's document while one background refresh builds the new one."""
 
 from __future__ import annotations
 
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
 
@@ -61,3 +63,49 @@ def test_a_failed_build_is_not_kept() -> None:
 
 def test_the_forecast_views_module_still_offers_it() -> None:
     assert ReExported is OrgCache
+
+
+def test_a_new_minute_serves_the_last_answer_while_one_refresh_runs() -> None:
+    cache = OrgCache()
+    first, second = datetime(2026, 11, 23, 9, 0), datetime(2026, 11, 23, 9, 1)
+    release = threading.Event()
+    built_for: list[datetime] = []
+
+    def build(minute: datetime) -> str:
+        built_for.append(minute)
+        if minute == second:
+            release.wait(5)  # the refresh stays under way until the test lets it finish
+        return f"as of {minute:%H:%M}"
+
+    assert cache.remember_now("pipeline", first, build) == "as of 09:00"
+    assert cache.remember_now("pipeline", first, build) == "as of 09:00" and built_for == [first]
+    # The next minute: answered at once with the last one, whoever asks while the refresh runs.
+    answers = [cache.remember_now("pipeline", second, build) for _ in range(5)]
+    assert answers == ["as of 09:00"] * 5
+    refreshes = cache.refreshing()
+    assert len(refreshes) == 1 and built_for == [first, second]  # one refresh for the five callers
+    release.set()
+    refreshes[0].join(5)
+    assert cache.remember_now("pipeline", second, build) == "as of 09:01"
+    assert built_for == [first, second] and cache.refreshing() == []
+
+
+def test_a_failed_refresh_keeps_the_last_answer_and_is_tried_again() -> None:
+    cache = OrgCache()
+    first, second = datetime(2026, 11, 23, 9, 0), datetime(2026, 11, 23, 9, 1)
+    failing = [True]
+
+    def build(minute: datetime) -> str:
+        if minute == second and failing[0]:
+            raise RuntimeError("the database went away")
+        return f"as of {minute:%H:%M}"
+
+    assert cache.remember_now("key", first, build) == "as of 09:00"
+    assert cache.remember_now("key", second, build) == "as of 09:00"
+    for worker in cache.refreshing():
+        worker.join(5)
+    failing[0] = False
+    assert cache.remember_now("key", second, build) == "as of 09:00"  # starts a second try
+    for worker in cache.refreshing():
+        worker.join(5)
+    assert cache.remember_now("key", second, build) == "as of 09:01"

@@ -33,7 +33,7 @@ from closewise.services.coaching_data import (
     reps_in_sight,
     window_quotas,
 )
-from closewise.services.report_cache import ReportCache, moment_key
+from closewise.services.report_cache import ReportCache
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def performance_gap(engine: Engine, *, scope: Scope, as_of: datetime | None = No
     if not 30 <= window_days <= 3 * 366:
         raise InvalidInput("the window must be 30 to 1,098 days", where="window_days")
     if cache is not None and data is None:
-        return cache.remember("gap", (scope.owner_ids, moment_key(as_of), window_days, options), lambda: _gap(
+        return cache.remember_as_of("gap", (scope.owner_ids, window_days, options), as_of, lambda: _gap(
             engine, load(engine, scope=scope, as_of=as_of, cache=cache), window_days, options))
     return _gap(engine, data or load(engine, scope=scope, as_of=as_of), window_days, options)
 

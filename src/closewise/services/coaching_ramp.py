@@ -22,7 +22,7 @@ from closewise.services.coaching_data import (
     quarterly_quotas,
     reps_in_sight,
 )
-from closewise.services.report_cache import ReportCache, moment_key
+from closewise.services.report_cache import ReportCache
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def new_hire_ramp(engine: Engine, *, scope: Scope, as_of: datetime | None = None
     aggregates of it are shown, never another team's reps by name. With a `cache` (`services.report_cache`) the
     report is kept there."""
     if cache is not None and data is None:
-        return cache.remember("ramp", (scope.owner_ids, moment_key(as_of), options), lambda: _ramp(
+        return cache.remember_as_of("ramp", (scope.owner_ids, options), as_of, lambda: _ramp(
             engine, scope, load(engine, scope=scope, as_of=as_of, cache=cache), options, cache))
     return _ramp(engine, scope, data or load(engine, scope=scope, as_of=as_of), options, None)
 

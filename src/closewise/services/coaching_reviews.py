@@ -29,7 +29,7 @@ from closewise.playbook.gate_effect import advances
 from closewise.playbook.qualification import unknown_findings
 from closewise.services.coaching_access import require_coach, text
 from closewise.services.coaching_data import CoachingData, json_dict, load
-from closewise.services.report_cache import ReportCache, moment_key
+from closewise.services.report_cache import ReportCache
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ def review_agenda(engine: Engine, *, scope: Scope, manager_id: int | None = None
     if not 1 <= limit <= 100:
         raise InvalidInput("limit must be 1 to 100", where="limit")
     if cache is not None and data is None:
-        key = (scope.owner_ids, scope.user_id, scope.role, manager_id, limit, moment_key(as_of))
-        return cache.remember("reviews", key, lambda: _agenda(
+        key = (scope.owner_ids, scope.user_id, scope.role, manager_id, limit)
+        return cache.remember_as_of("reviews", key, as_of, lambda: _agenda(
             engine, scope, manager_id, limit, load(engine, scope=scope, as_of=as_of, cache=cache)))
     return _agenda(engine, scope, manager_id, limit, data or load(engine, scope=scope, as_of=as_of))
 

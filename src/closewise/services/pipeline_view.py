@@ -43,11 +43,19 @@ def pipeline_document(engine: Engine, orgs: OrgCache, scope: Scope, *, period: s
     if target is None:
         target = scope_target(load_quotas(engine, span), org, span, scope)
         source = "quota" if target is not None else None
-    # The same answer for a minute when asked as of now (coverage's days left move on; the data stamp does not).
-    moment = at if as_of else now.replace(second=0, microsecond=0)
-    key = ("pipeline", stamp, scope.owner_ids, span.label, moment, target, source)
-    return dict(orgs.remember(key, lambda: _pipeline(engine, orgs.scoped(stamp, org, scope), span, at, now,
-                                                      target, source)))
+    if as_of:
+        key = ("pipeline", stamp, scope.owner_ids, span.label, at, target, source)
+        return dict(orgs.remember(key, lambda: _pipeline(engine, orgs.scoped(stamp, org, scope), span, at, now,
+                                                          target, source)))
+    # As of now: the answer of the minute (coverage's days left move on; the data stamp does not), the last
+    # minute's while this one's is computed in the background (`OrgCache.remember_now`), each computed as of the
+    # moment it is built (a deal created a second ago counts).
+    def build(_minute: datetime) -> dict[str, Any]:
+        moment = utcnow()
+        return _pipeline(engine, orgs.scoped(stamp, org, scope), span, moment, moment, target, source)
+
+    now_key = ("pipeline", stamp, scope.owner_ids, span.label, target, source)
+    return dict(orgs.remember_now(now_key, now.replace(second=0, microsecond=0), build))
 
 
 def _pipeline(engine: Engine, view: OrgData, span: Period, at: datetime, now: datetime, target: float | None,

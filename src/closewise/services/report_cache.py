@@ -13,7 +13,8 @@ by the next caller asking under the plain data stamp — twice per users change,
 Only finished reports are kept (tens of kilobytes on the demo); the frames they are computed from, about the size
 of the deals they cover, are not, so a busy cache of large orgs stays small.
 
-A report as of now is kept for the minute (its key holds the minute; it is computed at the moment asked), like
+A report as of now is kept for the minute (`remember_as_of`: computed at the moment it is built; in a new minute
+the last minute's is answered while one background thread computes this one's, `OrgCache.remember_now`), like
 the pipeline page's; a report as of a past day is kept until the data changes. Each key names the scope's owners
 (and what else the report depends on), so no one is served another scope's figures.
 """
@@ -70,6 +71,16 @@ class ReportCache:
         """`build()`, kept under (`kind`, the stamps, `key`) until the data changes; `key` must name everything
         else the result depends on (the scope's owners, the moment, the options)."""
         value: T = self.orgs.remember((kind, self.stamp, self.side, *key), build)
+        return value
+
+    def remember_as_of(self, kind: str, key: tuple[Hashable, ...], as_of: datetime | None,
+                       build: Callable[[], T]) -> T:
+        """`remember` for a report as of `as_of`; as of now (None) the minute's report, the last minute's while
+        this one's is built in the background. `build` reads the clock itself when `as_of` is None."""
+        if as_of is not None:
+            return self.remember(kind, (*key, moment_key(as_of)), build)
+        value: T = self.orgs.remember_now((kind, self.stamp, self.side, *key), moment_key(None)[1],
+                                          lambda _minute: build())
         return value
 
     def scoped(self, scope: Scope) -> OrgData:

@@ -32,7 +32,7 @@ from closewise.domain.timeutil import as_utc, utcnow
 from closewise.errors import NotFound
 from closewise.services.hygiene import open_findings
 from closewise.services.org_data import OrgData, load_org, scoped
-from closewise.services.report_cache import ReportCache, moment_key
+from closewise.services.report_cache import ReportCache
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def team_scorecards(
         whole = load_org(engine)
         return _scorecards(engine, whole, scoped(whole, scope), scope=scope, as_of=as_of, team_id=team_id,
                            windows=windows)
-    return cache.remember("team", (scope.owner_ids, moment_key(as_of), team_id, windows), lambda: _scorecards(
+    return cache.remember_as_of("team", (scope.owner_ids, team_id, windows), as_of, lambda: _scorecards(
         engine, cache.org, cache.scoped(scope), scope=scope, as_of=as_of, team_id=team_id, windows=windows))
 
 
