@@ -8,20 +8,15 @@ history rows, total time and peak RSS, and per step its wall and CPU time (CPU i
 machine), the peak RSS so far and the load average; on PostgreSQL also the server's CPU for the database.
 A step's time runs from the previous step's last progress report.
 
-Latest (2026-11-22), users + accounts + 1M opportunities of the export, the machine shared with other
-test suites and benchmarks (load average 9-18, so wall times are two to four times an idle machine's;
-see docs/importing.md, "Speed"):
+Latest (2026-11-23), the whole 1M + 5M import on the idle machine (docs/importing.md, "Speed"):
 
-    SQLite      before: opportunities 225.0 s = 4,444 rows/s, 52.9 s CPU, peak 1,135 MiB (load 16-18)
-                now:    opportunities  35.4 s = 28,234 rows/s, 22.6 s CPU (6 indexes rebuilt included),
-                        peak 850 MiB (load 11)
-    PostgreSQL  now:    opportunities 111.4 s = 8,976 rows/s, 11.2 s CPU, server CPU 50.6 s for the run;
-                        accounts 16.8 s (was 198 s); peak 893 MiB (load 9-12)
+    SQLite      opportunities 15.0 s = 66,773 rows/s; history 69.0 s = 72,447 rows/s; whole import 86.3 s
+                (69,477 rows/s overall); peak RSS 958 MiB
+    PostgreSQL  opportunities 18.0 s = 55,586 rows/s; history 62.3 s = 80,227 rows/s; whole import 85.6 s
+                (70,067 rows/s overall), server CPU 60.4 s; peak RSS 1,164 MiB
 
-Earlier, the whole 1M + 5M import on a quiet machine (load ~3 falling to 0.4), before this work:
-
-    SQLite      opportunities 38.7 s = 25,852 rows/s; history read 52.5 s, load 191.6 s;
-                accounts 2.2 s; whole import 285.2 s (21,034 rows/s overall); peak RSS 1,304 MiB
+Before this work (quiet machine): SQLite opportunities 38.7 s = 25,852 rows/s, whole import 285.2 s,
+peak RSS 1,304 MiB.
 """
 
 from __future__ import annotations
