@@ -22,18 +22,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from datetime import date, datetime
-from pathlib import Path
 
-from measure import timed
+from measure import demo_database, timed
 
-from closewise.db.engine import make_engine
-from closewise.db.migrate import upgrade
 from closewise.domain.periods import PeriodKind
 from closewise.ml.backtest import run_backtest
 from closewise.ml.forecaster import PeriodForecaster
-from closewise.services.demo import build_demo
 from closewise.services.forecast import with_criteria
 from closewise.services.org_data import load_org
 
@@ -49,16 +44,7 @@ def main() -> None:
     parser.add_argument("--start", default="2025-11-01")
     parser.add_argument("--end", default="2026-10-01")
     args = parser.parse_args()
-    url = args.db
-    if url is None:
-        url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'accuracy.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        timed(f"build demo ({args.opportunities:,} deals)",
-              lambda: build_demo(engine, seed=7, today=TODAY, opportunities=args.opportunities))
-    elif "://" not in url:
-        url = f"sqlite:///{url}"
-    engine = make_engine(url)
+    engine = demo_database(args.db, opportunities=args.opportunities, today=TODAY, name="accuracy.db")
     org = timed("load org", lambda: load_org(engine))
     forecaster = with_criteria(engine, PeriodForecaster())
     result = timed("backtest, 12 monthly periods", lambda: run_backtest(

@@ -31,18 +31,14 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 
 import numpy as np
-from measure import timed
+from measure import demo_database, timed
 from scipy.special import ndtr, ndtri
 
-from closewise.db.engine import make_engine
-from closewise.db.migrate import upgrade
 from closewise.demo import lifecycle as lc
 from closewise.demo import org
 from closewise.demo import vocabulary as vocab
@@ -54,7 +50,6 @@ from closewise.demo.timing import quarter_end_spike
 from closewise.domain.periods import FiscalCalendar, Period, PeriodKind
 from closewise.ml.backtest import run_backtest
 from closewise.ml.forecaster import PeriodForecaster
-from closewise.services.demo import build_demo
 from closewise.services.forecast import with_criteria
 from closewise.services.org_data import load_org
 
@@ -62,16 +57,7 @@ TODAY = date(2026, 11, 22)
 
 
 def backtest(args: argparse.Namespace) -> None:
-    url = args.db
-    if url is None:
-        url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        timed(f"build demo ({args.opportunities:,} deals)",
-              lambda: build_demo(engine, seed=7, today=TODAY, opportunities=args.opportunities))
-    elif "://" not in url:
-        url = f"sqlite:///{url}"
-    engine = make_engine(url)
+    engine = demo_database(args.db, opportunities=args.opportunities, today=TODAY, name="bench.db")
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     print(f"load average at the start: {_load()}", flush=True)
     org_data = timed("load org", lambda: load_org(engine, activities=True))

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 from typing import TypeVar
+
+from sqlalchemy.engine import Engine
 
 T = TypeVar("T")
 
@@ -28,3 +33,19 @@ def measured(label: str, fn: Callable[[], T], *, width: int = 56) -> tuple[T, fl
 def timed(label: str, fn: Callable[[], T], *, width: int = 56) -> T:
     """Run `fn` and print its wall time, CPU time and the peak RSS so far."""
     return measured(label, fn, width=width)[0]
+
+
+def demo_database(db: str | None, *, opportunities: int, today: date, name: str) -> Engine:
+    """The engine of `db` (a URL, or a SQLite path), or of a demo org of `opportunities` deals (seed 7, `today`)
+    built first in a temporary SQLite file called `name` when `db` is None."""
+    from closewise.db.engine import make_engine
+    from closewise.db.migrate import upgrade
+    from closewise.services.demo import build_demo
+
+    if db is None:
+        engine = make_engine(f"sqlite:///{Path(tempfile.mkdtemp()) / name}")
+        upgrade(engine)
+        timed(f"build demo ({opportunities:,} deals)",
+              lambda: build_demo(engine, seed=7, today=today, opportunities=opportunities))
+        return engine
+    return make_engine(db if "://" in db else f"sqlite:///{db}")
