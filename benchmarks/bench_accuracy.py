@@ -41,10 +41,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", help="database URL or SQLite path (default: build a demo org)")
     parser.add_argument("--opportunities", type=int, default=100_000)
+    parser.add_argument("--history-quarters", type=int, default=8,
+                        help="quarters of history of the demo org built (without --db)")
     parser.add_argument("--start", default="2025-11-01")
     parser.add_argument("--end", default="2026-10-01")
     args = parser.parse_args()
-    engine = demo_database(args.db, opportunities=args.opportunities, today=TODAY, name="accuracy.db")
+    engine = demo_database(args.db, opportunities=args.opportunities, today=TODAY, name="accuracy.db",
+                           history_quarters=args.history_quarters)
     org = timed("load org", lambda: load_org(engine))
     forecaster = with_criteria(engine, PeriodForecaster())
     result = timed("backtest, 12 monthly periods", lambda: run_backtest(

@@ -35,9 +35,10 @@ def timed(label: str, fn: Callable[[], T], *, width: int = 56) -> T:
     return measured(label, fn, width=width)[0]
 
 
-def demo_database(db: str | None, *, opportunities: int, today: date, name: str) -> Engine:
-    """The engine of `db` (a URL, or a SQLite path), or of a demo org of `opportunities` deals (seed 7, `today`)
-    built first in a temporary SQLite file called `name` when `db` is None."""
+def demo_database(db: str | None, *, opportunities: int, today: date, name: str,
+                  history_quarters: int = 8) -> Engine:
+    """The engine of `db` (a URL, or a SQLite path), or of a demo org of `opportunities` deals (seed 7, `today`,
+    `history_quarters` of history) built first in a temporary SQLite file called `name` when `db` is None."""
     from closewise.db.engine import make_engine
     from closewise.db.migrate import upgrade
     from closewise.services.demo import build_demo
@@ -46,6 +47,7 @@ def demo_database(db: str | None, *, opportunities: int, today: date, name: str)
         engine = make_engine(f"sqlite:///{Path(tempfile.mkdtemp()) / name}")
         upgrade(engine)
         timed(f"build demo ({opportunities:,} deals)",
-              lambda: build_demo(engine, seed=7, today=today, opportunities=opportunities))
+              lambda: build_demo(engine, seed=7, today=today, opportunities=opportunities,
+                                 history_quarters=history_quarters))
         return engine
     return make_engine(db if "://" in db else f"sqlite:///{db}")

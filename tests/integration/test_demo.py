@@ -21,7 +21,7 @@ from closewise.db.migrate import upgrade
 from closewise.domain.changes import decode, encode
 from closewise.domain.enums import ChangeField
 from closewise.domain.timeutil import as_utc
-from closewise.errors import Conflict
+from closewise.errors import Conflict, InvalidInput
 from closewise.services.demo import DEMO_PASSWORD, build_demo
 from closewise.services.passwords import verify_password
 
@@ -143,3 +143,27 @@ def test_same_seed_and_day_give_the_same_org(engine: Engine, other_engine: Engin
                 for row in rows:
                     row["password_hash"] = verify_password(row["password_hash"], DEMO_PASSWORD)
         assert first == second, table.name
+
+
+def test_a_longer_history_spreads_the_deals_over_more_quarters(engine: Engine) -> None:
+    """`history_quarters=12`: deals created from the first of the twelve quarters (2023-07-01, since 2026-05-15
+    is in the quarter starting 2026-04-01 and the calendar starts fiscal years in January) up to today, quotas for
+    each of the twelve, and the change log still agreeing with the rows' creation dates."""
+    summary = build_demo(engine, seed=5, opportunities=600, today=TODAY, history_quarters=12)
+    assert summary.first_quarter == "2023-Q3" and summary.current_quarter == "2026-Q2"
+    with engine.connect() as connection:
+        first, last = connection.execute(sa.select(sa.func.min(tables.opportunities.c.created_at),
+                                                   sa.func.max(tables.opportunities.c.created_at))).one()
+        quota_starts = set(connection.execute(sa.select(tables.quotas.c.period_start).distinct()).scalars())
+        assert bulk.foreign_key_violations(connection) == 0
+    assert date(2023, 7, 1) <= as_utc(first).date() < date(2023, 10, 1)  # the first quarter is used
+    assert as_utc(last) < MIDNIGHT
+    assert {date(2023, 7, 1), date(2026, 4, 1)} <= quota_starts
+
+
+def test_a_history_outside_four_to_twenty_quarters_is_refused(engine: Engine) -> None:
+    with pytest.raises(InvalidInput, match="4 to 20 quarters") as refused:
+        build_demo(engine, seed=5, opportunities=100, today=TODAY, history_quarters=3)
+    assert refused.value.where == "--history-quarters"
+    with engine.connect() as connection:
+        assert bulk.count_rows(connection, tables.opportunities) == 0

@@ -19,7 +19,8 @@ import numpy.typing as npt
 from closewise.domain.periods import FiscalCalendar, Period, PeriodKind
 
 DEFAULT_OPPORTUNITIES: Final = 2_500
-HISTORY_QUARTERS: Final = 8  # the current quarter and the seven before it
+HISTORY_QUARTERS: Final = 8  # the current quarter and the seven before it (the default)
+HISTORY_QUARTERS_RANGE: Final = (4, 20)
 DEALS_PER_REP_YEAR: Final = 120
 MIN_REPS: Final = 22
 SOURCE: Final = "demo"
@@ -61,6 +62,7 @@ class DemoPlan:
     ids: IdBase = field(default_factory=IdBase)
     calendar: FiscalCalendar = field(default_factory=FiscalCalendar)
     chunk_size: int = 10_000
+    history_quarters: int = HISTORY_QUARTERS
 
     # -- window -------------------------------------------------------------------------------------------
     @property
@@ -71,7 +73,7 @@ class DemoPlan:
     def quarters(self) -> list[Period]:
         """The history quarters, oldest first, ending with the current one."""
         quarters = [self.current_quarter]
-        while len(quarters) < HISTORY_QUARTERS:
+        while len(quarters) < self.history_quarters:
             quarters.insert(0, self.calendar.previous(quarters[0]))
         return quarters
 

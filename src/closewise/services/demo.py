@@ -20,7 +20,14 @@ from sqlalchemy.engine import Connection, Engine
 from closewise.db import bulk, tables
 from closewise.db.org_settings import read_settings
 from closewise.demo.generator import Batch, DemoGenerator
-from closewise.demo.plan import DEFAULT_OPPORTUNITIES, SOURCE, DemoPlan, IdBase
+from closewise.demo.plan import (
+    DEFAULT_OPPORTUNITIES,
+    HISTORY_QUARTERS,
+    HISTORY_QUARTERS_RANGE,
+    SOURCE,
+    DemoPlan,
+    IdBase,
+)
 from closewise.demo.reference import ORG_SETTINGS, currency_rate_rows, framework_rows, stage_rows
 from closewise.domain.periods import FiscalCalendar
 from closewise.domain.timeutil import utcnow
@@ -81,10 +88,17 @@ def build_demo(
     opportunities: int | None = None,
     today: date | None = None,
     progress: Progress | None = None,
+    history_quarters: int = HISTORY_QUARTERS,
 ) -> DemoSummary:
+    """Build the demo org into an empty database: `opportunities` deals (default ~2,500) over `history_quarters`
+    fiscal quarters ending with the one holding `today` (a longer history spreads the same deals thinner)."""
     size = DEFAULT_OPPORTUNITIES if opportunities is None else opportunities
     if size < 1:
         raise InvalidInput(f"the demo org needs at least one opportunity, got {size}", where="--opportunities")
+    low, high = HISTORY_QUARTERS_RANGE
+    if not low <= history_quarters <= high:
+        raise InvalidInput(f"the history must be {low} to {high} quarters, got {history_quarters}",
+                           where="--history-quarters")
     anchor = today or utcnow().date()
     with engine.begin() as connection:
         held = bulk.count_rows(connection, tables.opportunities)
@@ -96,7 +110,8 @@ def build_demo(
         settings = read_settings(connection)
         last = bulk.last_ids(connection, _NUMBERED + _REFERENCE)
     calendar = FiscalCalendar(int(settings["fiscal_year_start_month"]), settings["fiscal_year_name_by_end"] == "1")
-    plan = DemoPlan(seed=seed, today=anchor, opportunities=size, ids=IdBase(last), calendar=calendar)
+    plan = DemoPlan(seed=seed, today=anchor, opportunities=size, ids=IdBase(last), calendar=calendar,
+                    history_quarters=history_quarters)
     generator = DemoGenerator(plan, _password_hash())
 
     with engine.begin() as connection:
