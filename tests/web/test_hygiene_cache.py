@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from closewise.analytics import hygiene as rules
+from closewise.services import report_cache
 from tests.web.conftest import WebOrg, api_client, page_client
 
 
@@ -30,6 +31,8 @@ def _flagged(body: dict[str, Any]) -> dict[int, set[str]]:
 
 
 def test_the_findings_are_computed_once_for_every_scope(web_org: WebOrg, monkeypatch: pytest.MonkeyPatch) -> None:
+    minute = report_cache.utcnow()  # held still: a slow run crossing a minute would refresh in the background
+    monkeypatch.setattr(report_cache, "utcnow", lambda: minute)
     computed = _counting(monkeypatch)
     # Signing in is audited, which moves the side stamp: every client signs in first.
     leader, manager = api_client(web_org, "leader"), api_client(web_org, "manager")
