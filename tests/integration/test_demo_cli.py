@@ -34,3 +34,13 @@ def test_init_demo_status(new_database_url: Callable[[], str], capsys: Cap, monk
 
     again = run_cli(capsys, monkeypatch, "--db", url, "demo", "--no-serve", "--seed", "7")
     assert again.code == 1 and len(again.stderr.strip().splitlines()) == 1  # refuses to build over an org
+
+
+def test_a_history_outside_the_range_is_one_line_and_builds_nothing(
+        new_database_url: Callable[[], str], capsys: Cap, monkeypatch: Mp) -> None:
+    url = new_database_url()
+    refused = run_cli(capsys, monkeypatch, "--db", url, "demo", "--no-serve", "--history-quarters", "21")
+    assert refused.code == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: --history-quarters: the history must be 4 to 20 quarters, got 21"]
+    assert run_cli(capsys, monkeypatch, "--db", url, "status", "--json").json()["opportunities"] == 0

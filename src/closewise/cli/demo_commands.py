@@ -21,9 +21,9 @@ def demo(
     today: str | None = typer.Option(
         None, "--today", metavar="DATE", help="Date the org's history ends on (default: today)."
     ),
-    history_quarters: int = typer.Option(
-        8, "--history-quarters", min=4, max=20,
-        help="Fiscal quarters of history, ending with today's (the same deals spread over them).",
+    history_quarters: int | None = typer.Option(
+        None, "--history-quarters",
+        help="Fiscal quarters of history, 4 to 20, ending with today's (default 8; the same deals spread over them).",
     ),
     no_serve: bool = typer.Option(False, "--no-serve", help="Build the org and stop; do not serve it."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on."),
@@ -42,8 +42,8 @@ def demo(
     engine = open_database(settings)
     try:
         with step_progress() as report:
-            summary = build_demo(engine, seed=seed, opportunities=opportunities, today=anchor, progress=report,
-                                 history_quarters=history_quarters)
+            span = {} if history_quarters is None else {"history_quarters": history_quarters}  # range: build_demo's
+            summary = build_demo(engine, seed=seed, opportunities=opportunities, today=anchor, progress=report, **span)
         if not no_serve:
             # The deal list shows each deal's win probability, the deal page its last weeks: fit the models as
             # of each of the last 6 week starts (each on what was known then) and now, before serving.
