@@ -37,6 +37,7 @@ from closewise.domain.enums import ChangeField
 from closewise.domain.timeutil import as_utc, utcnow
 from closewise.errors import Conflict, NotFound
 from closewise.services import hygiene as service
+from closewise.services import hygiene_sweep
 from closewise.services.demo import build_demo
 from closewise.services.imports import import_salesforce
 from closewise.services.org_data import OrgData, load_org
@@ -243,11 +244,11 @@ def test_sweep_then_undo_restores_the_exact_state(demo: Engine) -> None:
     before_opps = _rows(demo, tables.opportunities)
     before_changes = len(_rows(demo, tables.opportunity_changes))
 
-    preview = service.preview_sweep(demo, as_of=now)
+    preview = hygiene_sweep.preview_sweep(demo, as_of=now)
     assert preview.deals and not preview.confirmed and preview.sweep_id is None
     assert len(_rows(demo, tables.opportunity_changes)) == before_changes  # a preview writes nothing
 
-    swept = service.confirm_sweep(demo, as_of=now, user_email=email, reason="quarterly clean-up", now=now)
+    swept = hygiene_sweep.confirm_sweep(demo, as_of=now, user_email=email, reason="quarterly clean-up", now=now)
     assert swept.sweep_id and [d.id for d in swept.deals] == [d.id for d in preview.deals] and not swept.skipped
     ids = {d.id for d in swept.deals}
     after = {row["id"]: row for row in _rows(demo, tables.opportunities)}
@@ -270,9 +271,9 @@ def test_sweep_then_undo_restores_the_exact_state(demo: Engine) -> None:
     timeline = load_org(demo).timeline.filter(pl.col("id").is_in(list(ids)))
     assert set(snapshot(timeline, now)["status"]) == {"no_decision"}
     assert set(snapshot(timeline, now - timedelta(seconds=1))["status"]) == {"open"}
-    assert not service.preview_sweep(demo, as_of=now + timedelta(seconds=1)).deals
+    assert not hygiene_sweep.preview_sweep(demo, as_of=now + timedelta(seconds=1)).deals
 
-    undone = service.undo_sweep(demo, sweep_id=swept.sweep_id, user_email=email)
+    undone = hygiene_sweep.undo_sweep(demo, sweep_id=swept.sweep_id, user_email=email)
     assert sorted(undone.restored) == sorted(ids) and not undone.skipped
     restored = _rows(demo, tables.opportunities)
     skip = {"updated_at"}  # records the undo itself
@@ -284,9 +285,9 @@ def test_sweep_then_undo_restores_the_exact_state(demo: Engine) -> None:
     assert all(c["reason"] == f"undo of hygiene sweep {swept.sweep_id}" for c in reverse)
 
     with pytest.raises(Conflict, match="already undone"):
-        service.undo_sweep(demo, sweep_id=swept.sweep_id)
+        hygiene_sweep.undo_sweep(demo, sweep_id=swept.sweep_id)
     with pytest.raises(NotFound):
-        service.undo_sweep(demo, sweep_id="nosuchsweep")
+        hygiene_sweep.undo_sweep(demo, sweep_id="nosuchsweep")
 
 
 def test_cli_hygiene_json_snooze_and_sweep(demo_url: str, capsys: Cap, monkeypatch: Mp) -> None:

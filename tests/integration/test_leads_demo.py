@@ -22,6 +22,7 @@ from closewise.db.engine import make_engine
 from closewise.db.tables import lead_events, leads, users
 from closewise.domain.timeutil import naive_utc
 from closewise.errors import Conflict, InvalidInput, NotFound
+from closewise.services import lead_routing, lead_verdicts
 from closewise.services import leads as service
 from tests.cli_runner import run_cli
 from tests.demo_org import DEMO_TODAY, demo_database
@@ -189,33 +190,33 @@ def test_verdicts_accept_reject_to_nurture_and_come_back(demo: tuple[str, Engine
     today = datetime.now(UTC).date()
     first, second, third = (_pick(engine, "working", skip=i) for i in range(3))
 
-    accepted = service.accept(engine, lead_id=first, user_email=rep, note="budget confirmed")
+    accepted = lead_verdicts.accept(engine, lead_id=first, user_email=rep, note="budget confirmed")
     assert accepted["status"] == "accepted" and accepted["accepted_at"] is not None
     assert [e["kind"] for e in accepted["events"] if e["origin"] == "app"] == ["accepted"]
 
-    timing = service.reject(engine, lead_id=second, reason="timing", user_email=rep)
+    timing = lead_verdicts.reject(engine, lead_id=second, reason="timing", user_email=rep)
     assert timing["status"] == "recycled" and timing["reason"] == "timing"
     assert timing["re_engage_at"] == today + timedelta(days=90)
     assert {e["kind"] for e in timing["events"] if e["origin"] == "app"} == {"rejected", "recycled"}
 
-    closed = service.reject(engine, lead_id=third, reason="not_a_fit", user_email=rep)
+    closed = lead_verdicts.reject(engine, lead_id=third, reason="not_a_fit", user_email=rep)
     assert closed["status"] == "rejected" and closed["re_engage_at"] is None
     with pytest.raises(InvalidInput):
-        service.reject(engine, lead_id=first, reason="timing", re_engage_at=today)
+        lead_verdicts.reject(engine, lead_id=first, reason="timing", re_engage_at=today)
     with pytest.raises(InvalidInput):
-        service.reject(engine, lead_id=first, reason="no money")
+        lead_verdicts.reject(engine, lead_id=first, reason="no money")
 
     count = timing["recycled_count"]
-    back = service.give_back(engine, lead_id=second, user_email=rep)
+    back = lead_verdicts.give_back(engine, lead_id=second, user_email=rep)
     assert back["status"] == "working" and back["recycled_count"] == count + 1 and back["re_engage_at"] is None
     assert "returned" in [e["kind"] for e in back["events"]]
-    assert service.accept(engine, lead_id=second)["status"] == "accepted"
+    assert lead_verdicts.accept(engine, lead_id=second)["status"] == "accepted"
 
     converted = _pick(engine, "converted")
     with pytest.raises(Conflict):
-        service.accept(engine, lead_id=converted)
+        lead_verdicts.accept(engine, lead_id=converted)
     with pytest.raises(NotFound):
-        service.accept(engine, lead_id=10**12)
+        lead_verdicts.accept(engine, lead_id=10**12)
     written = _rows(engine, sa.select(lead_events.c.lead_id, lead_events.c.kind, lead_events.c.user_id)
                     .where(lead_events.c.lead_id.in_([first, second, third])))
     assert {(row.lead_id, row.kind) for row in written} >= {(first, "accepted"), (second, "rejected"),
@@ -286,7 +287,7 @@ rules:
     owned = sa.select(sa.func.count()).where(leads.c.id.in_(new), leads.c.owner_id.is_not(None))
     assert _rows(engine, owned)[0][0] == 0
 
-    result = service.route(engine)
+    result = lead_routing.route(engine)
     owner = {row["lead_id"]: (row["owner_id"], row["rule"]) for row in result["routed"]}
     assert set(owner) == set(new) and not result["unrouted"]
     # Territory: German leads alternate between the two DACH members, whatever their source.
@@ -304,17 +305,17 @@ rules:
     assigned = _rows(engine, sa.select(lead_events.c.lead_id).where(lead_events.c.kind == "assigned",
                                                                      lead_events.c.lead_id.in_(new)))
     assert sorted(row.lead_id for row in assigned) == sorted(new)
-    assert service.route(engine)["routed"] == []  # nothing left to route
+    assert lead_routing.route(engine)["routed"] == []  # nothing left to route
 
     # The round robin carries on where it stopped, run after run.
     later = _add_leads(engine, [("France", "web")])
-    assert service.route(engine)["routed"][0]["owner_id"] == anyone[0]
+    assert lead_routing.route(engine)["routed"][0]["owner_id"] == anyone[0]
     assert later
 
     # With no rules, the active reps take turns.
-    service.set_rules(engine, "rules: []")
+    lead_routing.set_rules(engine, "rules: []")
     fallback = _add_leads(engine, [("Italy", "web"), ("Italy", "web")])
-    routed = service.route(engine)["routed"]
+    routed = lead_routing.route(engine)["routed"]
     assert [row["lead_id"] for row in routed] == fallback
     assert all(row["owner_id"] in ids and row["rule"] == "default round robin" for row in routed)
     assert routed[0]["owner_id"] != routed[1]["owner_id"]
@@ -324,11 +325,11 @@ def test_rules_are_validated(demo: tuple[str, Engine]) -> None:
     _, engine = demo
     rep = _rows(engine, sa.select(users.c.email).where(users.c.role == "rep").order_by(users.c.id).limit(1))[0][0]
     with pytest.raises(InvalidInput, match="territory"):
-        service.set_rules(engine, f"rules: [{{name: T, method: territory, members: [{rep}]}}]")
+        lead_routing.set_rules(engine, f"rules: [{{name: T, method: territory, members: [{rep}]}}]")
     with pytest.raises(InvalidInput, match="no active user"):
-        service.set_rules(engine, "rules: [{name: T, method: round_robin, members: [nobody@x.io]}]")
+        lead_routing.set_rules(engine, "rules: [{name: T, method: round_robin, members: [nobody@x.io]}]")
     with pytest.raises(InvalidInput, match="unknown method"):
-        service.set_rules(engine, "rules: [{name: T, method: lottery, members: []}]")
+        lead_routing.set_rules(engine, "rules: [{name: T, method: lottery, members: []}]")
 
 
 def test_policy_changes_the_sla(demo: tuple[str, Engine]) -> None:

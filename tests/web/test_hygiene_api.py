@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from closewise.db.tables import audit_log, hygiene_snoozes, opportunities, opportunity_changes
 from closewise.domain.timeutil import utcnow
 from closewise.services import hygiene as service
+from closewise.services import hygiene_sweep
 from closewise.services.users import add_user
 from tests.web.conftest import PASSWORD, WebOrg, api_client, visible_owners
 
@@ -149,7 +150,7 @@ def test_reps_and_viewers_cannot_sweep(web_org: WebOrg, role: str) -> None:
 
 @pytest.mark.parametrize("role", ["admin", "leader", "manager"])
 def test_the_sweep_preview_lists_only_dead_deals_in_scope(web_org: WebOrg, role: str) -> None:
-    everything = service.preview_sweep(web_org.engine).deals
+    everything = hygiene_sweep.preview_sweep(web_org.engine).deals
     response = api_client(web_org, role).post("/api/hygiene/sweep/preview")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -173,7 +174,7 @@ def test_a_manager_sweeps_exactly_the_previewed_team_deals_and_undoes_it(web_org
     sees = visible_owners(web_org, "manager")
     assert sees is not None
     owners = owners_now(web_org)
-    everything = {d.id for d in service.preview_sweep(web_org.engine).deals}
+    everything = {d.id for d in hygiene_sweep.preview_sweep(web_org.engine).deals}
     others = {deal for deal in everything if owners[deal] not in sees}
     assert others, "the demo must have dead deals outside the manager's team for this test to mean anything"
 

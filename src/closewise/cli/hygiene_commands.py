@@ -13,6 +13,7 @@ from closewise.cli.common import emit_json, engine_for, stderr, stdout
 from closewise.domain.timeutil import parse_as_of
 from closewise.errors import InvalidInput
 from closewise.services import hygiene as service
+from closewise.services import hygiene_sweep
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 
@@ -73,8 +74,8 @@ def sweep_command(
     """Dead deals (aged or stuck, and idle): list them, or close them as no decision with --confirm."""
     engine = engine_for(ctx)
     at = parse_as_of(as_of) if as_of else None
-    result = (service.confirm_sweep(engine, as_of=at, user_email=user, reason=reason) if confirm
-              else service.preview_sweep(engine, as_of=at))
+    result = (hygiene_sweep.confirm_sweep(engine, as_of=at, user_email=user, reason=reason) if confirm
+              else hygiene_sweep.preview_sweep(engine, as_of=at))
     if as_json:
         emit_json({"as_of": result.as_of, "confirmed": result.confirmed, "sweep_id": result.sweep_id,
                    "deals": [_deal_json(deal) for deal in result.deals], "skipped": result.skipped})
@@ -97,7 +98,7 @@ def undo_command(
     as_json: bool = _JSON,
 ) -> None:
     """Reopen the deals a sweep closed, as they were before it."""
-    result = service.undo_sweep(engine_for(ctx), sweep_id=sweep_id, user_email=user)
+    result = hygiene_sweep.undo_sweep(engine_for(ctx), sweep_id=sweep_id, user_email=user)
     if as_json:
         emit_json(result)
         return

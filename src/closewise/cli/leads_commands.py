@@ -13,6 +13,7 @@ from rich.table import Table
 from closewise.cli.common import emit_json, engine_for, stderr, stdout
 from closewise.domain.timeutil import parse_as_of
 from closewise.errors import InvalidInput
+from closewise.services import lead_routing, lead_verdicts
 from closewise.services import leads as service
 
 app = typer.Typer(no_args_is_help=True)
@@ -155,14 +156,14 @@ def show_command(ctx: typer.Context, lead_id: int = typer.Argument(..., metavar=
 def accept_command(ctx: typer.Context, lead_id: int = typer.Argument(..., metavar="ID"), user: str | None = _USER,
                    note: str | None = _NOTE, as_json: bool = _JSON) -> None:
     """Sales accepts a lead."""
-    _print_lead(service.accept(engine_for(ctx), lead_id=lead_id, user_email=user, note=note), as_json)
+    _print_lead(lead_verdicts.accept(engine_for(ctx), lead_id=lead_id, user_email=user, note=note), as_json)
 
 
 @app.command("reject")
 def reject_command(
     ctx: typer.Context,
     lead_id: int = typer.Argument(..., metavar="ID"),
-    reason: str = typer.Option(..., "--reason", help=f"One of {', '.join(service.REASONS)}."),
+    reason: str = typer.Option(..., "--reason", help=f"One of {', '.join(lead_verdicts.REASONS)}."),
     re_engage: str | None = typer.Option(None, "--re-engage", metavar="DATE", help="Back to nurture until then."),
     nurture: bool | None = typer.Option(None, "--nurture/--no-nurture",
                                         help="Back to nurture or closed (default: by the reason)."),
@@ -177,15 +178,15 @@ def reject_command(
             when = date.fromisoformat(re_engage.strip())
         except ValueError:
             raise InvalidInput(f"{re_engage!r} is not a date like 2027-03-01", where="--re-engage") from None
-    _print_lead(service.reject(engine_for(ctx), lead_id=lead_id, reason=reason, re_engage_at=when, nurture=nurture,
-                               user_email=user, note=note), as_json)
+    _print_lead(lead_verdicts.reject(engine_for(ctx), lead_id=lead_id, reason=reason, re_engage_at=when,
+                                     nurture=nurture, user_email=user, note=note), as_json)
 
 
 @app.command("return")
 def return_command(ctx: typer.Context, lead_id: int = typer.Argument(..., metavar="ID"), user: str | None = _USER,
                    note: str | None = _NOTE, as_json: bool = _JSON) -> None:
     """A recycled or rejected lead came back: working again."""
-    _print_lead(service.give_back(engine_for(ctx), lead_id=lead_id, user_email=user, note=note), as_json)
+    _print_lead(lead_verdicts.give_back(engine_for(ctx), lead_id=lead_id, user_email=user, note=note), as_json)
 
 
 @app.command("route")
@@ -193,7 +194,7 @@ def route_command(ctx: typer.Context,
                   dry_run: bool = typer.Option(False, "--dry-run", help="Show the assignments; write nothing."),
                   as_json: bool = _JSON) -> None:
     """Assign new unassigned leads by the routing rules (the active reps in turn when none match)."""
-    result = service.route(engine_for(ctx), dry_run=dry_run)
+    result = lead_routing.route(engine_for(ctx), dry_run=dry_run)
     if as_json:
         emit_json(result)
         return
@@ -217,7 +218,8 @@ def rules_command(
 ) -> None:
     """List the routing rules, or replace them from a YAML file (`rules: [{name, method, members, ...}]`)."""
     engine = engine_for(ctx)
-    rows = service.set_rules(engine, set_file.read_text(encoding="utf-8")) if set_file else service.rules(engine)
+    rows = (lead_routing.set_rules(engine, set_file.read_text(encoding="utf-8")) if set_file
+            else lead_routing.rules(engine))
     if as_json:
         emit_json(rows)
         return

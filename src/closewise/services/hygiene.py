@@ -1,29 +1,25 @@
-"""Pipeline hygiene use cases: review the open deals' findings, snooze one, sweep dead deals, undo a sweep.
+"""Pipeline hygiene use cases: review the open deals' findings and snooze one. Sweeping dead deals and undoing
+a sweep are `services.hygiene_sweep`'s, on the findings and actor helpers here.
 
-The findings and the sweep rule are `closewise.analytics.hygiene`'s; this module loads the org, applies
-the stored snoozes, and writes. A sweep is previewed (nothing written) and then confirmed: each dead deal
-still open when the sweep runs becomes no decision (forecast category omitted, closed now), with change-log
-rows (source `sweep`, changed by the user, the reasons) and an audit row carrying the sweep id and the
-values replaced. `undo_sweep` puts those values back on every deal the sweep closed that nobody has touched
-since, and logs the reverse changes.
+The findings are `closewise.analytics.hygiene`'s; this module loads the org, applies the stored snoozes, and
+writes the snoozes.
 
 Visibility: every use case takes an optional `scope` (None: the whole org, as the CLI runs). The findings are
 always computed on the whole org, so the learned thresholds (the won-deal cycle, the time deals stay in a
 stage) and therefore a deal's findings are the same whoever looks; the result is then cut to the deals the
-scope sees, by `Scope` (a deal whose owner, now and on the review's date, is visible). A scoped sweep closes
-only visible deals, and only those of the previewed ids that are still dead; a scoped undo restores only
-visible deals; a snooze of a deal outside the scope is `NotFound`, worded as for a missing deal.
+scope sees, by `Scope` (a deal whose owner, now and on the review's date, is visible). A snooze of a deal
+outside the scope is `NotFound`, worded as for a missing deal.
 
-The web app passes its `ReportCache` to `review`, `overview` and `preview_sweep`: the whole org's findings are
-then kept per data and side stamp (snoozes and qualification answers move the side stamp) and moment (now: the
-minute), so the pages and GET /api/hygiene of every user read the org and apply the rules once, not per request.
+The web app passes its `ReportCache` to `review`, `overview` and `hygiene_sweep.preview_sweep`: the whole
+org's findings are then kept per data and side stamp (snoozes and qualification answers move the side stamp)
+and moment (now: the minute), so the pages and GET /api/hygiene of every user read the org and apply the rules
+once, not per request.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -33,13 +29,11 @@ from sqlalchemy.engine import Connection, Engine
 from closewise.analytics import hygiene as rules
 from closewise.analytics.currency import to_corporate
 from closewise.analytics.snapshots import snapshot
-from closewise.db import audit
 from closewise.db import hygiene as store
 from closewise.db.users import get_by_email
-from closewise.domain.enums import ChangeField, ForecastCategory, OpportunityStatus
 from closewise.domain.scope import Action, Scope
 from closewise.domain.timeutil import as_utc, parse_as_of, utcnow
-from closewise.errors import Conflict, Forbidden, InvalidInput, NotFound
+from closewise.errors import Forbidden, InvalidInput, NotFound
 from closewise.services.org_data import OrgData, org_or_load
 from closewise.services.report_cache import ReportCache
 
@@ -89,24 +83,6 @@ class Snooze:
 
 
 @dataclass(frozen=True)
-class SweepResult:
-    """A preview (`confirmed` false, nothing written) or a confirmed sweep (`sweep_id` set when it wrote)."""
-
-    as_of: datetime
-    confirmed: bool
-    deals: list[FlaggedDeal]
-    sweep_id: str | None = None
-    skipped: list[int] = field(default_factory=list)  # dead on `as_of` but no longer open when swept
-
-
-@dataclass(frozen=True)
-class UndoResult:
-    sweep_id: str
-    restored: list[int]
-    skipped: list[dict[str, Any]]  # {"id", "reason"}: deals changed since the sweep, left as they are
-
-
-@dataclass(frozen=True)
 class CodeCount:
     code: str
     deals: int
@@ -136,10 +112,10 @@ def overview(engine: Engine, *, scope: Scope, as_of: datetime | None = None,
              cache: ReportCache | None = None) -> HygieneOverview:
     """The review and the sweep preview on one read of the org, cut to `scope`, with the page's totals."""
     at = as_utc(as_of) if as_of is not None else utcnow()
-    org, findings = _findings(engine, at, None, None, cache, as_of)  # one computation for both lists
+    org, findings = org_findings(engine, at, None, None, cache, as_of)  # one computation for both lists
     grouped = findings.group_by("id", maintain_order=True).agg(pl.struct("code", "detail").alias("reasons"))
-    found = HygieneReview(at, _deals(engine, org, grouped, at, scope))
-    dead = _deals(engine, org, rules.dead_deals(findings), at, scope)
+    found = HygieneReview(at, flagged_deals(engine, org, grouped, at, scope))
+    dead = flagged_deals(engine, org, rules.dead_deals(findings), at, scope)
     by_code: dict[str, list[float]] = {}
     for deal in found.deals:
         for reason in deal.reasons:
@@ -180,152 +156,9 @@ def review(
     already read with its activities, to share between reports (read from `engine` when None); `scope`: only
     the deals it sees (None: all); `cache`: the web app's (module header)."""
     at = as_utc(as_of) if as_of is not None else utcnow()
-    org, found = _findings(engine, at, settings, org, cache, as_of)
+    org, found = org_findings(engine, at, settings, org, cache, as_of)
     grouped = found.group_by("id", maintain_order=True).agg(pl.struct("code", "detail").alias("reasons"))
-    return HygieneReview(at, _deals(engine, org, grouped, at, scope))
-
-
-def preview_sweep(
-    engine: Engine,
-    *,
-    as_of: datetime | None = None,
-    settings: rules.HygieneSettings | None = None,
-    org: OrgData | None = None,
-    scope: Scope | None = None,
-    cache: ReportCache | None = None,
-) -> SweepResult:
-    """The deals the sweep rule calls dead on `as_of` (default now), with the findings that make them so.
-    `org`, `scope` and `cache`: as for `review`. (A confirmed sweep always reads the org afresh.)"""
-    at = as_utc(as_of) if as_of is not None else utcnow()
-    org, found = _findings(engine, at, settings, org, cache, as_of)
-    return SweepResult(at, confirmed=False, deals=_deals(engine, org, rules.dead_deals(found), at, scope))
-
-
-def confirm_sweep(
-    engine: Engine,
-    *,
-    as_of: datetime | None = None,
-    user_email: str | None = None,
-    reason: str | None = None,
-    settings: rules.HygieneSettings | None = None,
-    now: datetime | None = None,
-    scope: Scope | None = None,
-    ids: Collection[int] | None = None,
-    user_id: int | None = None,
-) -> SweepResult:
-    """Close the dead deals of `as_of` as no decision, in one transaction, and return the sweep id.
-
-    `ids`: the deals a preview showed; only those are swept, and those of them no longer dead (worked on
-    since, snoozed, closed) or not visible are skipped, so a person confirms exactly what they saw, never more.
-    `scope`: only deals it sees, and its role must allow sweeping. The actor is `user_id`, else `user_email`'s
-    user (None: nobody named)."""
-    if scope is not None and not scope.may(Action.SWEEP_DEALS):
-        raise Forbidden(f"a {scope.role.value} cannot sweep deals")
-    moment = as_utc(now) if now is not None else utcnow()
-    preview = preview_sweep(engine, as_of=as_of or moment, settings=settings, scope=scope)
-    dead = preview.deals
-    skipped: list[int] = []
-    if ids is not None:
-        wanted = set(ids)
-        dead = [deal for deal in preview.deals if deal.id in wanted]
-        skipped = sorted(wanted - {deal.id for deal in dead})
-    if not dead:
-        return SweepResult(preview.as_of, confirmed=True, deals=[], skipped=skipped)
-    sweep_id = uuid.uuid4().hex[:12]
-    swept: list[FlaggedDeal] = []
-    with engine.begin() as connection:
-        actor = _actor(connection, user_email, user_id)
-        states = store.deal_states(connection, [deal.id for deal in dead], lock=True)
-        for deal in dead:
-            state = states.get(deal.id)
-            if (state is None or state.status != OpportunityStatus.OPEN.value
-                    or (scope is not None and not scope.sees_owner(state.owner_id))):
-                skipped.append(deal.id)
-                continue
-            why = "; ".join(f"{r.code}: {r.detail}" for r in deal.reasons)
-            store.write_state(
-                connection, opportunity_id=deal.id, status=OpportunityStatus.NO_DECISION.value,
-                forecast_category=ForecastCategory.OMITTED.value, closed_at=moment,
-                changes=_changes(state.status, OpportunityStatus.NO_DECISION.value,
-                                 state.forecast_category, ForecastCategory.OMITTED.value),
-                at=moment, changed_by=actor,
-                reason=f"hygiene sweep {sweep_id}: {reason + '; ' if reason else ''}{why}",
-            )
-            audit.record(connection, at=moment, actor_id=actor, action=store.SWEEP, entity="opportunity",
-                         entity_id=deal.id, detail={
-                             "sweep_id": sweep_id, "as_of": preview.as_of.isoformat(), "reason": reason,
-                             "reasons": [{"code": r.code, "detail": r.detail} for r in deal.reasons],
-                             "previous": {"status": state.status, "forecast_category": state.forecast_category,
-                                          "closed_at": _iso(state.closed_at)},
-                             "closed_at": moment.isoformat(),
-                         })
-            swept.append(deal)
-        audit.record(connection, at=moment, actor_id=actor, action=store.SWEEP, entity="hygiene_sweep",
-                     entity_id=sweep_id, detail={"sweep_id": sweep_id, "as_of": preview.as_of.isoformat(),
-                                                 "reason": reason, "swept": len(swept), "skipped": skipped})
-    return SweepResult(preview.as_of, confirmed=True, deals=swept, sweep_id=sweep_id, skipped=sorted(skipped))
-
-
-def undo_sweep(
-    engine: Engine,
-    *,
-    sweep_id: str,
-    user_email: str | None = None,
-    now: datetime | None = None,
-    scope: Scope | None = None,
-    user_id: int | None = None,
-) -> UndoResult:
-    """Restore the status, forecast category and closed_at a sweep replaced, on each deal it closed that is
-    still as the sweep left it; deals changed since are skipped and named.
-
-    `scope`: only the sweep's deals it sees (a sweep with none of them is `NotFound`, as a missing one), and
-    its role must allow sweeping. Each deal is undone once: a deal an earlier undo already dealt with
-    (restored, or skipped as changed) is left out, and when that is every deal in sight the sweep counts as
-    already undone (`Conflict`)."""
-    if scope is not None and not scope.may(Action.SWEEP_DEALS):
-        raise Forbidden(f"a {scope.role.value} cannot undo a sweep")
-    moment = as_utc(now) if now is not None else utcnow()
-    with engine.begin() as connection:
-        rows = store.sweep_audit(connection, sweep_id.strip())
-        per_deal = [row for row in rows if row["action"] == store.SWEEP and row["entity"] == "opportunity"]
-        if scope is not None:
-            seen = store.visible_deal_ids(connection, [int(row["entity_id"]) for row in per_deal], scope)
-            per_deal = [row for row in per_deal if int(row["entity_id"]) in seen]
-        if not per_deal:
-            raise NotFound(f"no sweep {sweep_id!r}", where="hygiene undo")
-        handled = _undone_before(rows)
-        per_deal = [row for row in per_deal if int(row["entity_id"]) not in handled]
-        if not per_deal:
-            raise Conflict(f"sweep {sweep_id} was already undone", where="hygiene undo")
-        actor = _actor(connection, user_email, user_id)
-        states = store.deal_states(connection, [int(row["entity_id"]) for row in per_deal], lock=True)
-        restored: list[int] = []
-        skipped: list[dict[str, Any]] = []
-        for row in per_deal:
-            deal_id, detail = int(row["entity_id"]), row["detail"]
-            previous = detail["previous"]
-            state = states.get(deal_id)
-            if state is None:
-                skipped.append({"id": deal_id, "reason": "deleted since the sweep"})
-                continue
-            if not _as_swept(state, detail["closed_at"]):
-                skipped.append({"id": deal_id, "reason": f"changed since the sweep (now {state.status})"})
-                continue
-            closed_at = datetime.fromisoformat(previous["closed_at"]) if previous["closed_at"] else None
-            store.write_state(
-                connection, opportunity_id=deal_id, status=previous["status"],
-                forecast_category=previous["forecast_category"], closed_at=closed_at,
-                changes=_changes(state.status, previous["status"], state.forecast_category,
-                                 previous["forecast_category"]),
-                at=moment, changed_by=actor, reason=f"undo of hygiene sweep {sweep_id}",
-            )
-            audit.record(connection, at=moment, actor_id=actor, action=store.SWEEP_UNDO, entity="opportunity",
-                         entity_id=deal_id, detail={"sweep_id": sweep_id, "restored": previous})
-            restored.append(deal_id)
-        audit.record(connection, at=moment, actor_id=actor, action=store.SWEEP_UNDO, entity="hygiene_sweep",
-                     entity_id=sweep_id, detail={"sweep_id": sweep_id, "restored": len(restored),
-                                                 "skipped": skipped})
-    return UndoResult(sweep_id, restored, skipped)
+    return HygieneReview(at, flagged_deals(engine, org, grouped, at, scope))
 
 
 def snooze(
@@ -362,7 +195,7 @@ def snooze(
     with engine.begin() as connection:
         if not store.deal_states(connection, [opportunity_id]):
             raise NotFound(f"no opportunity with id {opportunity_id}")
-        actor = _actor(connection, user_email, user_id)
+        actor = actor_id(connection, user_email, user_id)
         snooze_id = store.insert_snooze(connection, opportunity_id=opportunity_id, code=code, reason=reason.strip(),
                                         until=until, created_by=actor, created_at=moment)
     return Snooze(snooze_id, opportunity_id, code, reason.strip(), until, actor, moment)
@@ -378,19 +211,19 @@ def open_findings(engine: Engine, *, as_of: datetime, org: OrgData) -> pl.DataFr
     """Every unsnoozed finding on `as_of` of the deals in `org` (`id`, `code`, `detail`), for reports that
     count them (the team scorecards). The thresholds are learned from the whole org, as `review` does, so
     pass the whole org and cut the result to a scope afterwards."""
-    return _findings(engine, as_utc(as_of), None, org)[1]
+    return org_findings(engine, as_utc(as_of), None, org)[1]
 
 
-# --- internals -------------------------------------------------------------------------------------------
+# --- findings, flagged deals and the actor (also services.hygiene_sweep's) -------------------------------
 
 
-def _findings(
+def org_findings(
     engine: Engine, at: datetime, settings: rules.HygieneSettings | None, org: OrgData | None,
     cache: ReportCache | None = None, as_of: datetime | None = None,
 ) -> tuple[OrgData, pl.DataFrame]:
     if cache is not None and settings is None and org is None:
         # The whole org's findings are the same for every caller (the scope cuts them afterwards).
-        found = cache.remember_as_of("hygiene-findings", (), as_of, lambda: _findings(
+        found = cache.remember_as_of("hygiene-findings", (), as_of, lambda: org_findings(
             engine, at if as_of is not None else utcnow(), None, cache.org)[1])
         return cache.org, found
     org = org_or_load(engine, org)
@@ -402,7 +235,7 @@ def _findings(
     return org, rules.apply_snoozes(found, snoozes, as_of=at)
 
 
-def _deals(
+def flagged_deals(
     engine: Engine, org: OrgData, grouped: pl.DataFrame, at: datetime, scope: Scope | None
 ) -> list[FlaggedDeal]:
     """`grouped` (id, reasons) joined to each deal's state on `at` and its name; with a `scope`, only the deals
@@ -435,39 +268,7 @@ def _money(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _changes(status: str, new_status: str, category: str | None, new_category: str | None) -> list[store.FieldChange]:
-    return [store.field_change(ChangeField.STATUS, status, new_status),
-            store.field_change(ChangeField.FORECAST_CATEGORY, category, new_category)]
-
-
-def _as_swept(state: store.DealState, closed_at: str) -> bool:
-    return (
-        state.status == OpportunityStatus.NO_DECISION.value
-        and state.forecast_category == ForecastCategory.OMITTED.value
-        and state.closed_at is not None
-        and as_utc(state.closed_at) == datetime.fromisoformat(closed_at)
-    )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else as_utc(value).isoformat()
-
-
-def _undone_before(rows: list[dict[str, Any]]) -> set[int]:
-    """The deals earlier undos of a sweep dealt with: restored (their own audit rows) or skipped (named in the
-    sweep-level undo row)."""
-    done: set[int] = set()
-    for row in rows:
-        if row["action"] != store.SWEEP_UNDO:
-            continue
-        if row["entity"] == "opportunity":
-            done.add(int(row["entity_id"]))
-        else:
-            done.update(int(item["id"]) for item in row["detail"].get("skipped", []))
-    return done
-
-
-def _actor(connection: Connection, email: str | None, user_id: int | None) -> int | None:
+def actor_id(connection: Connection, email: str | None, user_id: int | None) -> int | None:
     return user_id if user_id is not None else _user_id(connection, email)
 
 

@@ -1,9 +1,10 @@
-"""Leads: the funnel, speed to lead, the response-time effect, nurture and come-backs, sales' verdicts, routing.
+"""Lead reports: the funnel, speed to lead, the response-time effect, nurture and come-backs, the lead lists.
 
 Every read takes an optional `Scope` (None: the whole org, as the CLI sees it) and reads only the leads that
 scope sees (`db.leads` cuts them with `db.scope.visible`); a lead outside it answers NotFound, worded like a
-missing one. Writes name the user who made them and leave a `lead_events` row. Reports come back as plain
-JSON-ready dicts: the CLI prints them and the API validates them against its response models.
+missing one. Reports come back as plain JSON-ready dicts: the CLI prints them and the API validates them
+against its response models. Sales' verdicts on a lead are `services.lead_verdicts`'s, routing is
+`services.lead_routing`'s.
 """
 
 from __future__ import annotations
@@ -15,23 +16,19 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
-import sqlalchemy as sa
-import yaml
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from closewise.analytics.currency import to_corporate
 from closewise.db import leads as db
 from closewise.db import org_frames
-from closewise.db.tables import users
-from closewise.domain.enums import LeadStatus, RecycleReason
+from closewise.domain.enums import LeadStatus
 from closewise.domain.scope import Scope
 from closewise.domain.timeutil import naive_utc, utcnow
-from closewise.errors import InvalidInput, NotFound
+from closewise.errors import InvalidInput
 from closewise.leads import events as lead_events
 from closewise.leads import funnel as funnel_mod
 from closewise.leads import recycle as recycle_mod
 from closewise.leads import response_effect as effect_mod
-from closewise.leads import routing as routing_mod
 from closewise.leads import sla as sla_mod
 from closewise.leads.hours import BusinessHours, valid_zone
 
@@ -315,168 +312,6 @@ def lead_detail(engine: Engine, *, lead_id: int, scope: Scope | None = None) -> 
         "events": [{**event, "user": names.get(event["user_id"]) if event["user_id"] else None}
                    for event in _records(history.drop("lead_id"))],
     }
-
-
-def _actor(connection: Connection, email: str | None) -> int | None:
-    if email is None:
-        return None
-    found = connection.execute(sa.select(users.c.id).where(sa.func.lower(users.c.email) == email.strip().lower())
-                               ).scalar()
-    if found is None:
-        raise NotFound(f"no user {email!r}", where="--user")
-    return int(found)
-
-
-def _apply(connection: Connection, lead: dict[str, Any], verdict: recycle_mod.Verdict, *, user_id: int | None,
-           note: str | None) -> None:
-    now = utcnow()
-    owner = lead["owner_id"]
-    values: dict[str, Any] = {"status": verdict.status.value}
-    events: list[dict[str, Any]] = []
-    base = {"lead_id": lead["id"], "occurred_at": now, "user_id": user_id, "owner_id": owner, "note": note,
-            "reason": None, "re_engage_at": None}
-    if verdict.returned:
-        values["recycled_count"] = int(lead["recycled_count"] or 0) + 1
-        values["re_engage_at"] = None
-        events.append({**base, "kind": lead_events.LeadEvent.RETURNED.value})
-    if verdict.status is LeadStatus.ACCEPTED:
-        values["accepted_at"] = now
-        events.append({**base, "kind": lead_events.LeadEvent.ACCEPTED.value})
-    elif verdict.status in (LeadStatus.REJECTED, LeadStatus.RECYCLED):
-        assert verdict.reason is not None
-        values.update(rejected_at=now, recycle_reason=verdict.reason.value, re_engage_at=verdict.re_engage_at)
-        events.append({**base, "kind": lead_events.LeadEvent.REJECTED.value, "reason": verdict.reason.value})
-        if verdict.status is LeadStatus.RECYCLED:
-            events.append({**base, "kind": lead_events.LeadEvent.RECYCLED.value, "reason": verdict.reason.value,
-                           "re_engage_at": verdict.re_engage_at})
-    if lead["first_touch_at"] is None:
-        values["first_touch_at"] = now  # a verdict is a touch
-    db.update_lead(connection, lead_id=int(lead["id"]), values=values)
-    db.add_events(connection, events)
-
-
-def accept(engine: Engine, *, lead_id: int, scope: Scope | None = None, user_id: int | None = None,
-           user_email: str | None = None, note: str | None = None) -> dict[str, Any]:
-    with engine.begin() as connection:
-        actor = user_id if user_id is not None else _actor(connection, user_email)
-        lead = db.lock_lead(connection, lead_id=lead_id, scope=scope)
-        _apply(connection, lead, recycle_mod.accept(lead["status"]), user_id=actor, note=note)
-    return lead_detail(engine, lead_id=lead_id, scope=scope)
-
-
-def reject(engine: Engine, *, lead_id: int, reason: str, scope: Scope | None = None, user_id: int | None = None,
-           user_email: str | None = None, re_engage_at: date | None = None, nurture: bool | None = None,
-           note: str | None = None) -> dict[str, Any]:
-    why = recycle_mod.parse_reason(reason)
-    with engine.begin() as connection:
-        actor = user_id if user_id is not None else _actor(connection, user_email)
-        lead = db.lock_lead(connection, lead_id=lead_id, scope=scope)
-        verdict = recycle_mod.reject(lead["status"], why, today=utcnow().date(), re_engage_at=re_engage_at,
-                                     nurture=nurture)
-        _apply(connection, lead, verdict, user_id=actor, note=note)
-    return lead_detail(engine, lead_id=lead_id, scope=scope)
-
-
-def give_back(engine: Engine, *, lead_id: int, scope: Scope | None = None, user_id: int | None = None,
-              user_email: str | None = None, note: str | None = None) -> dict[str, Any]:
-    """A recycled or rejected lead came back: working again, its come-back counted."""
-    with engine.begin() as connection:
-        actor = user_id if user_id is not None else _actor(connection, user_email)
-        lead = db.lock_lead(connection, lead_id=lead_id, scope=scope)
-        _apply(connection, lead, recycle_mod.give_back(lead["status"]), user_id=actor, note=note)
-    return lead_detail(engine, lead_id=lead_id, scope=scope)
-
-
-REASONS = tuple(reason.value for reason in RecycleReason)
-
-
-# ---------------------------------------------------------------------------------------------- routing
-
-
-def _rules(connection: Connection) -> list[routing_mod.Rule]:
-    return [routing_mod.Rule(
-        name=row["name"], method=routing_mod.Method(row["method"]), members=tuple(int(m) for m in row["members"]),
-        countries=frozenset(row["countries"] or ()), sources=frozenset(row["sources"] or ()),
-        max_open=row["max_open"], last_member_id=row["last_member_id"], active=bool(row["active"]))
-        for row in db.list_rules(connection)]
-
-
-def _rule_json(rule: routing_mod.Rule, emails: dict[int, str]) -> dict[str, Any]:
-    return {"name": rule.name, "method": rule.method.value, "members": [emails.get(m, str(m)) for m in rule.members],
-            "countries": sorted(rule.countries), "sources": sorted(rule.sources), "max_open": rule.max_open,
-            "active": rule.active}
-
-
-def rules(engine: Engine) -> list[dict[str, Any]]:
-    with engine.connect() as connection:
-        found = _rules(connection)
-        emails = {user: email for email, user in db.active_user_emails(connection).items()}
-    return [_rule_json(rule, emails) for rule in found]
-
-
-def set_rules(engine: Engine, text: str) -> list[dict[str, Any]]:
-    """Replace the routing rules with the YAML `rules:` list in `text` (see docs/leads.md)."""
-    try:
-        document = yaml.safe_load(text) if text.strip() else {"rules": []}
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"not YAML: {' '.join(str(exc).split())}", where="rules") from None
-    items = document.get("rules") if isinstance(document, dict) else document
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise InvalidInput("expected a list of rules under `rules:`", where="rules")
-    with engine.begin() as connection:
-        people = db.active_user_emails(connection)
-        wanted = [routing_mod.rule_from_mapping(item, people) for item in items]
-        names = [rule.name for rule in wanted]
-        if len(set(names)) != len(names):
-            raise InvalidInput("two rules have the same name", where="rules")
-        kept = routing_mod.keep_pointers(wanted, _rules(connection))
-        db.replace_rules(connection, [
-            {"name": rule.name, "position": position, "method": rule.method.value, "members": list(rule.members),
-             "countries": sorted(rule.countries), "sources": sorted(rule.sources), "max_open": rule.max_open,
-             "last_member_id": rule.last_member_id, "active": rule.active}
-            for position, rule in enumerate(kept, start=1)])
-    return rules(engine)
-
-
-def route(engine: Engine, *, dry_run: bool = False, user_id: int | None = None) -> dict[str, Any]:
-    """Assign every new unassigned lead by the routing rules (the active reps in turn when none match)."""
-    with engine.begin() as connection:
-        pending = db.unassigned_leads(connection)
-        found = _rules(connection)
-        settings = db.lead_settings(connection)
-        last = int(settings["leads_route_last"]) if settings["leads_route_last"].isdigit() else None
-        result = routing_mod.route(pending, found, db.open_load(connection), fallback=db.active_reps(connection),
-                                   fallback_last=last)
-        people = db.load_users(connection)
-        names = dict(zip(people["id"].to_list(), people["name"].to_list(), strict=True))
-        assigned = result.assignments.filter(pl.col("owner_id").is_not_null())
-        if not dry_run and assigned.height:
-            now = utcnow()
-            pairs = list(zip(assigned["lead_id"].to_list(), assigned["owner_id"].to_list(), strict=True))
-            db.assign(connection, pairs, at=now)
-            db.add_events(connection, [
-                {"lead_id": lead, "kind": lead_events.LeadEvent.ASSIGNED.value, "occurred_at": now,
-                 "user_id": user_id, "owner_id": owner, "reason": None, "re_engage_at": None,
-                 "note": f"routed by {rule}: {why}"}
-                for lead, owner, rule, why in assigned.select("lead_id", "owner_id", "rule", "reason").iter_rows()])
-            for name, member in result.pointers.items():
-                if name == routing_mod.FALLBACK:
-                    db.write_lead_setting(connection, key="leads_route_last", value=str(member))
-                else:
-                    db.set_rule_pointer(connection, name=name, member=member)
-    lookup = pending.select("id", "name", "company", "lead_source", "country")
-    listed = result.assignments.join(lookup, left_on="lead_id", right_on="id", how="left")
-    items = [{"lead_id": row["lead_id"], "name": row["name"], "company": row["company"],
-              "source": row["lead_source"], "country": row["country"], "owner_id": row["owner_id"],
-              "owner": names.get(row["owner_id"]) if row["owner_id"] is not None else None,
-              "rule": row["rule"], "reason": row["reason"]} for row in listed.iter_rows(named=True)]
-    return {"dry_run": dry_run, "routed": [item for item in items if item["owner_id"] is not None],
-            "unrouted": [item for item in items if item["owner_id"] is None]}
-
-
-def unassigned_count(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return db.unassigned_leads(connection).height
 
 
 def list_leads(engine: Engine, scope: Scope | None = None, *, status: str | None = None, source: str | None = None,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from closewise.domain.scope import Action
 from closewise.services import hygiene as service
+from closewise.services import hygiene_sweep
 from closewise.services.report_cache import open_cache
 from closewise.web.api.forecast import ViewsDep
 from closewise.web.deps import ApiUser, EngineDep, require
@@ -109,7 +110,7 @@ def _deal(deal: service.FlaggedDeal) -> FlaggedDeal:
         record_currency=deal.record_currency, reasons=[Reason(code=r.code, detail=r.detail) for r in deal.reasons])
 
 
-def _sweep(result: service.SweepResult) -> Sweep:
+def _sweep(result: hygiene_sweep.SweepResult) -> Sweep:
     return Sweep(as_of=result.as_of, confirmed=result.confirmed, sweep_id=result.sweep_id,
                  deals=[_deal(deal) for deal in result.deals],
                  total_amount=round(sum(deal.amount or 0.0 for deal in result.deals), 2), skipped=result.skipped)
@@ -146,7 +147,7 @@ def sweep_preview(user: ApiUser, engine: EngineDep, views: ViewsDep) -> Sweep:
     """The dead deals (aged or stuck, and idle) the caller sees that a sweep would close as no decision now.
     Nothing is written; confirm with their ids."""
     require(user, Action.SWEEP_DEALS)
-    return _sweep(service.preview_sweep(engine, scope=user.scope, cache=open_cache(engine, views.orgs)))
+    return _sweep(hygiene_sweep.preview_sweep(engine, scope=user.scope, cache=open_cache(engine, views.orgs)))
 
 
 @router.post("/hygiene/sweep/confirm", response_model=Sweep, responses={**_WRITE, **_BODY})
@@ -155,8 +156,8 @@ def sweep_confirm(body: SweepConfirm, user: ApiUser, engine: EngineDep) -> Sweep
     caller. Returns the sweep id to undo it with."""
     require(user, Action.SWEEP_DEALS)
     reason = (body.reason or "").strip() or None
-    return _sweep(service.confirm_sweep(engine, scope=user.scope, ids=body.ids, reason=reason,
-                                        user_id=user.user_id))
+    return _sweep(hygiene_sweep.confirm_sweep(engine, scope=user.scope, ids=body.ids, reason=reason,
+                                              user_id=user.user_id))
 
 
 @router.post("/hygiene/sweep/{sweep_id}/undo", response_model=Undone,
@@ -169,6 +170,6 @@ def sweep_undo(
 ) -> Undone:
     """Reopen the deals of a sweep the caller sees, as they were before it; deals changed since are skipped."""
     require(user, Action.SWEEP_DEALS)
-    result = service.undo_sweep(engine, sweep_id=sweep_id, scope=user.scope, user_id=user.user_id)
+    result = hygiene_sweep.undo_sweep(engine, sweep_id=sweep_id, scope=user.scope, user_id=user.user_id)
     return Undone(sweep_id=result.sweep_id, restored=result.restored,
                   skipped=[UndoSkip(id=int(item["id"]), reason=str(item["reason"])) for item in result.skipped])

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from closewise.domain.scope import Action
 from closewise.domain.timeutil import as_utc, parse_as_of
+from closewise.services import lead_routing, lead_verdicts
 from closewise.services import leads as service
 from closewise.web.deps import ApiUser, EngineDep, require
 
@@ -357,14 +358,14 @@ def leads_route(user: ApiUser, engine: EngineDep,
                 ) -> dict[str, Any]:
     """Assign new unassigned leads by the routing rules (the active reps in turn when none match)."""
     require(user, Action.MANAGE_SETTINGS)
-    return service.route(engine, dry_run=dry_run, user_id=user.user_id)
+    return lead_routing.route(engine, dry_run=dry_run, user_id=user.user_id)
 
 
 @router.get("/leads/routing-rules", response_model=Rules, responses={**_READ, 403: _WRITE[403]})
 def leads_rules(user: ApiUser, engine: EngineDep) -> dict[str, Any]:
     """The routing rules, in the order they are tried."""
     require(user, Action.MANAGE_SETTINGS)
-    return {"rules": service.rules(engine)}
+    return {"rules": lead_routing.rules(engine)}
 
 
 @router.put("/leads/routing-rules", response_model=Rules, responses={**_READ, 403: _WRITE[403]})
@@ -372,7 +373,7 @@ def leads_set_rules(body: Rules, user: ApiUser, engine: EngineDep) -> dict[str, 
     """Replace the routing rules (round-robin places are kept for rules of the same name)."""
     require(user, Action.MANAGE_SETTINGS)
     text = yaml.safe_dump({"rules": [rule.model_dump() for rule in body.rules]})
-    return {"rules": service.set_rules(engine, text)}
+    return {"rules": lead_routing.set_rules(engine, text)}
 
 
 @router.get("/leads/{lead_id}", response_model=LeadDetail, responses=_ONE)
@@ -385,21 +386,21 @@ def leads_one(lead_id: LeadId, user: ApiUser, engine: EngineDep) -> dict[str, An
 def leads_accept(lead_id: LeadId, user: ApiUser, engine: EngineDep, body: Verdict | None = None) -> dict[str, Any]:
     """Sales accepts the lead (from new, working, or back from nurture)."""
     require(user, Action.EDIT_DEAL)
-    return service.accept(engine, lead_id=lead_id, scope=user.scope, user_id=user.user_id,
-                          note=body.note if body else None)
+    return lead_verdicts.accept(engine, lead_id=lead_id, scope=user.scope, user_id=user.user_id,
+                                note=body.note if body else None)
 
 
 @router.post("/leads/{lead_id}/reject", response_model=LeadDetail, responses=_WRITE)
 def leads_reject(lead_id: LeadId, body: Rejection, user: ApiUser, engine: EngineDep) -> dict[str, Any]:
     """Sales rejects the lead with a recycle reason; it goes back to nurture with a re-engage date or closes."""
     require(user, Action.EDIT_DEAL)
-    return service.reject(engine, lead_id=lead_id, reason=body.reason, scope=user.scope, user_id=user.user_id,
-                          re_engage_at=body.re_engage_at, nurture=body.nurture, note=body.note)
+    return lead_verdicts.reject(engine, lead_id=lead_id, reason=body.reason, scope=user.scope, user_id=user.user_id,
+                                re_engage_at=body.re_engage_at, nurture=body.nurture, note=body.note)
 
 
 @router.post("/leads/{lead_id}/return", response_model=LeadDetail, responses=_WRITE)
 def leads_return(lead_id: LeadId, user: ApiUser, engine: EngineDep, body: Verdict | None = None) -> dict[str, Any]:
     """A recycled or rejected lead came back: working again, its come-back counted."""
     require(user, Action.EDIT_DEAL)
-    return service.give_back(engine, lead_id=lead_id, scope=user.scope, user_id=user.user_id,
-                             note=body.note if body else None)
+    return lead_verdicts.give_back(engine, lead_id=lead_id, scope=user.scope, user_id=user.user_id,
+                                   note=body.note if body else None)

@@ -14,6 +14,7 @@ from closewise.domain.scope import Action
 from closewise.domain.timeutil import utcnow
 from closewise.errors import Conflict, InvalidInput
 from closewise.services import hygiene as service
+from closewise.services import hygiene_sweep
 from closewise.services.report_cache import open_cache
 from closewise.web.api.forecast import ViewsDep
 from closewise.web.deps import EngineDep, PageUser, PageWriter, require
@@ -114,7 +115,7 @@ def sweep_idle(request: Request, user: PageUser) -> HTMLResponse:
 @router.post("/hygiene/sweep/preview", response_class=HTMLResponse)
 def sweep_preview(request: Request, user: PageWriter, engine: EngineDep, views: ViewsDep) -> HTMLResponse:
     require(user, Action.SWEEP_DEALS)
-    preview = service.preview_sweep(engine, scope=user.scope, cache=open_cache(engine, views.orgs))
+    preview = hygiene_sweep.preview_sweep(engine, scope=user.scope, cache=open_cache(engine, views.orgs))
     names = service.owner_names(engine, [deal.owner_id for deal in preview.deals])
     return page(request, "partials/hygiene_sweep_preview.html", user, title="Hygiene", preview=preview,
                 total=sum(deal.amount or 0.0 for deal in preview.deals), names=names, **_context())
@@ -129,8 +130,8 @@ def sweep_confirm(
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> HTMLResponse:
     require(user, Action.SWEEP_DEALS)
-    result = service.confirm_sweep(engine, scope=user.scope, ids=ids, reason=reason.strip() or None,
-                                   user_id=user.user_id)
+    result = hygiene_sweep.confirm_sweep(engine, scope=user.scope, ids=ids, reason=reason.strip() or None,
+                                         user_id=user.user_id)
     return page(request, "partials/hygiene_sweep_result.html", user, title="Hygiene", result=result,
                 total=sum(deal.amount or 0.0 for deal in result.deals), **_context())
 
@@ -139,7 +140,7 @@ def sweep_confirm(
 def sweep_undo(request: Request, user: PageWriter, engine: EngineDep, sweep_id: str) -> HTMLResponse:
     require(user, Action.SWEEP_DEALS)
     try:
-        result = service.undo_sweep(engine, sweep_id=sweep_id[:64], scope=user.scope, user_id=user.user_id)
+        result = hygiene_sweep.undo_sweep(engine, sweep_id=sweep_id[:64], scope=user.scope, user_id=user.user_id)
     except Conflict as exc:
         return page(request, "partials/error.html", user, title="Hygiene", message=exc.message)
     return page(request, "partials/hygiene_undo.html", user, title="Hygiene", result=result)

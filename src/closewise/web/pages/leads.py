@@ -15,6 +15,7 @@ from closewise.domain.scope import Action
 from closewise.domain.timeutil import utcnow
 from closewise.errors import Conflict, InvalidInput
 from closewise.leads.recycle import NURTURE_DAYS, REASON_LABELS
+from closewise.services import lead_routing, lead_verdicts
 from closewise.services import leads as service
 from closewise.services.auth import Principal
 from closewise.web.deps import EngineDep, PageUser, PageWriter, require
@@ -100,7 +101,7 @@ def leads_page(
     recycle = service.recycle(engine, data=data, today=now.date(), limit=100)
     quality = service.quality(engine, data=data, as_of=now)
     to_qualify = service.to_qualify(engine, data=data, limit=_QUALIFY_ROWS)
-    routing = service.unassigned_count(engine) if _show_routing(user) else None
+    routing = lead_routing.unassigned_count(engine) if _show_routing(user) else None
     return page(request, "leads.html", user, title="Leads", funnel=funnel, sla=sla, effect=effect,
                 recycle=recycle, quality=quality, to_qualify=to_qualify, open_total=data.leads.filter(
                     data.leads["status"].is_in(["new", "working"])).height,
@@ -133,7 +134,7 @@ def _answer(request: Request, user: Principal, engine: EngineDep, lead_id: int, 
 def accept(request: Request, lead_id: LeadId, user: PageWriter, engine: EngineDep,
            note: Annotated[str, Form(max_length=2000)] = "") -> Response:
     require(user, Action.EDIT_DEAL)
-    return _answer(request, user, engine, lead_id, lambda: service.accept(
+    return _answer(request, user, engine, lead_id, lambda: lead_verdicts.accept(
         engine, lead_id=lead_id, scope=user.scope, user_id=user.user_id, note=note.strip() or None))
 
 
@@ -157,8 +158,8 @@ def reject(
         wanted = {"auto": None, "yes": True, "no": False}[nurture]
         if wanted is False:
             when = None
-        return service.reject(engine, lead_id=lead_id, reason=reason, scope=user.scope, user_id=user.user_id,
-                              re_engage_at=when, nurture=wanted, note=note.strip() or None)
+        return lead_verdicts.reject(engine, lead_id=lead_id, reason=reason, scope=user.scope, user_id=user.user_id,
+                                    re_engage_at=when, nurture=wanted, note=note.strip() or None)
 
     return _answer(request, user, engine, lead_id, run)
 
@@ -166,7 +167,7 @@ def reject(
 @router.post("/leads/{lead_id}/return", response_model=None)
 def give_back(request: Request, lead_id: LeadId, user: PageWriter, engine: EngineDep) -> Response:
     require(user, Action.EDIT_DEAL)
-    return _answer(request, user, engine, lead_id, lambda: service.give_back(
+    return _answer(request, user, engine, lead_id, lambda: lead_verdicts.give_back(
         engine, lead_id=lead_id, scope=user.scope, user_id=user.user_id))
 
 
@@ -174,6 +175,6 @@ def give_back(request: Request, lead_id: LeadId, user: PageWriter, engine: Engin
 def route(request: Request, user: PageWriter, engine: EngineDep,
           dry_run: Annotated[bool, Form()] = True) -> HTMLResponse:
     require(user, Action.MANAGE_SETTINGS)
-    result = service.route(engine, dry_run=dry_run, user_id=user.user_id)
+    result = lead_routing.route(engine, dry_run=dry_run, user_id=user.user_id)
     return page(request, "partials/leads_route.html", user, title="Leads", result=result,
-                unassigned=service.unassigned_count(engine))
+                unassigned=lead_routing.unassigned_count(engine))
