@@ -12,5 +12,6 @@
 - `funnel`: lead → accepted → opportunity → won by source and campaign, with times and revenue, and the
   marketing-facing lead quality by source.
 
-Nothing here reads the database; `db.leads` does, and `services.leads` puts the two together.
+Nothing here reads the database; `db.leads` does, and `services.leads` (reports), `services.lead_verdicts`
+(accept, reject, give back) and `services.lead_routing` put the two together.
 """

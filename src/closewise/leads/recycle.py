@@ -9,7 +9,7 @@ default wait), or whenever the rep names a re-engage date; otherwise it is close
 A recycled (or rejected) lead that shows interest again is *returned*: back to `working`, with its
 `recycled_count` raised, so the come-backs and what became of them can be counted.
 
-The functions here decide transitions and build the lists; `services.leads` writes them.
+The functions here decide transitions and build the lists; `services.lead_verdicts` writes them.
 """
 
 from __future__ import annotations
