@@ -36,8 +36,8 @@ def timed(label: str, fn: Callable[[], T], *, width: int = 56) -> T:
 
 
 def demo_database(db: str | None, *, opportunities: int, today: date, name: str,
-                  history_quarters: int = 8) -> Engine:
-    """The engine of `db` (a URL, or a SQLite path), or of a demo org of `opportunities` deals (seed 7, `today`,
+                  history_quarters: int = 8, seed: int = 7) -> Engine:
+    """The engine of `db` (a URL, or a SQLite path), or of a demo org of `opportunities` deals (`seed`, `today`,
     `history_quarters` of history) built first in a temporary SQLite file called `name` when `db` is None."""
     from closewise.db.engine import make_engine
     from closewise.db.migrate import upgrade
@@ -46,8 +46,8 @@ def demo_database(db: str | None, *, opportunities: int, today: date, name: str,
     if db is None:
         engine = make_engine(f"sqlite:///{Path(tempfile.mkdtemp()) / name}")
         upgrade(engine)
-        timed(f"build demo ({opportunities:,} deals)",
-              lambda: build_demo(engine, seed=7, today=today, opportunities=opportunities,
+        timed(f"build demo ({opportunities:,} deals, seed {seed})",
+              lambda: build_demo(engine, seed=seed, today=today, opportunities=opportunities,
                                  history_quarters=history_quarters))
         return engine
     return make_engine(db if "://" in db else f"sqlite:///{db}")
