@@ -1,14 +1,26 @@
 """The deal timing model: P(a deal that will be won is won within `h` days of the as-of date).
 
 Slip is its own outcome: a deal can be real and still land next quarter. The model learns the distribution
-of the time to win, conditional on winning, as a discrete-time cumulative distribution: every won training
-example at date `t` is repeated at the horizons `HORIZONS` (7 days to a year) with the label "won within
-`h` days" and two extra features, `horizon_days` (`h`) and `close_gap_days` (days from `t + h` to the
-deal's expected close date). LightGBM fits it with monotone constraints (increasing in `h`, decreasing in
-the gap), so the predicted F(h) never decreases as the horizon grows, and the probability of winning inside
-a period `[S, E]` is F(E - t) - F(S - t) >= 0. This is the "person-period" construction of discrete-time
-survival analysis (Singer & Willett 1993) fitted by a flexible classifier instead of a logit; a pair
-`(t, h)` is used only if `t + h` is on or before the training cutoff, so every label is known then.
+of the time to win, conditional on winning, as a cumulative distribution: every won training example at
+date `t` is repeated once per horizon stratum `HORIZONS` (up to 7 days, then 7-14, 14-21, 21-28, 28-31,
+31-45, 45-60, 60-90, 90-92, 92-180 and 180-365) with the label "won within `h` days" and two extra features,
+`horizon_days` (`h`) and `close_gap_days` (days from `t + h` to the deal's expected close date). LightGBM fits
+it with monotone constraints (increasing in `h`, decreasing in the gap), so the predicted F(h) never decreases
+as the horizon grows, and the probability of winning inside a period `[S, E]` is F(E - t) - F(S - t) >= 0. This is the
+"person-period" construction of discrete-time survival analysis (Singer & Willett 1993) fitted by a flexible
+classifier instead of a logit; a pair `(t, h)` is used only if `t + h` is on or before the training cutoff,
+so every label is known then.
+
+Each example's horizon is drawn inside its stratum (`horizon_draws`: uniform, from a hash of the deal and the
+date, so the same example gets the same horizons in every fit), not set at the stratum's end. With the seven
+fixed horizons a tree can only split between them (LightGBM puts its bin edges at the midpoints of a
+feature's distinct values), so F was a step function: F(28) = F(30) = F(31), a February forecast as if it had
+30 days and a July one as if it had 30, and F(20) = F(14) for a forecast made with 20 days of the month left
+(on the 100,000-deal demo org, deals expected to win inside 20 days came out at 974 against 950 inside 14 and
+2,405 inside 25). Drawn horizons let F rise day by day. The strata are narrow where forecasts read F most: 28-31
+days (a month, from its first day) and 90-92 (a quarter); drawn inside the seven old strata (as many rows as
+the fixed grid) the month-length data was too thin and the backtests got worse. `ml.scorer` fits one model at
+drawn horizons and one at the `FIXED_HORIZONS` and averages them (docs/forecasting.md, "Month length").
 
 Wins bunch at fiscal quarter ends (reps hold deals for the quarter's last days, managers pull next quarter's
 in): the model also sees `days_to_quarter_end` (from `t`) and `quarter_end_in_horizon` (whether `t + h`
@@ -32,18 +44,29 @@ from closewise.errors import InvalidInput
 from closewise.ml.boosting import CalibratedBoosting, Fallback
 from closewise.ml.design import as_frame, binary_target
 
-HORIZONS: Final[tuple[int, ...]] = (7, 14, 30, 60, 90, 180, 365)
+HORIZONS: Final[tuple[int, ...]] = (7, 14, 21, 28, 31, 45, 60, 90, 92, 180, 365)  # the strata's upper ends (days)
+FIXED_HORIZONS: Final[tuple[int, ...]] = (7, 14, 30, 60, 90, 180, 365)  # the fixed grid (`ml.scorer`)
 HORIZON: Final = "horizon_days"
 CLOSE_GAP: Final = "close_gap_days"
 QUARTER_DAYS: Final = "days_to_quarter_end"
 QUARTER_END: Final = "quarter_end_in_horizon"
 
 
-def with_horizon(features: pl.DataFrame, horizon_days: float | pl.Expr) -> pl.DataFrame:
-    """`features` with the timing columns for a horizon (a number, or an expression per row): the horizon, the
+def horizon_draws(keys: pl.DataFrame, stratum: int) -> pl.Series:
+    """Per row of `keys` (a deal id and an as-of date), a horizon drawn uniformly in the `stratum`-th stratum
+    `(HORIZONS[stratum - 1], HORIZONS[stratum]]` (the first starts at 0): a fixed hash of the row and the
+    stratum, so an example's horizons are the same in every fit and every run."""
+    low = float(HORIZONS[stratum - 1]) if stratum else 0.0
+    high = float(HORIZONS[stratum])
+    unit = keys.select(pl.struct(pl.all()).hash(seed=stratum).cast(pl.Float64) / 2.0**64).to_series()
+    return (high - (high - low) * unit).alias(HORIZON)  # in (low, high]
+
+
+def with_horizon(features: pl.DataFrame, horizon_days: float | pl.Expr | pl.Series) -> pl.DataFrame:
+    """`features` with the timing columns for a horizon (a number, or one per row): the horizon, the
     close gap and, when `features` has `days_to_quarter_end`, whether the horizon reaches the fiscal quarter's
     last three days."""
-    h = horizon_days if isinstance(horizon_days, pl.Expr) else pl.lit(float(horizon_days))
+    h = horizon_days if isinstance(horizon_days, pl.Expr | pl.Series) else pl.lit(float(horizon_days))
     out = features.with_columns(h.cast(pl.Float64).alias(HORIZON)).with_columns(
         (pl.col("days_to_close") - pl.col(HORIZON)).alias(CLOSE_GAP)
     )
@@ -63,7 +86,8 @@ class TimingModel(CalibratedBoosting):
 
 
 class HorizonRateModel:
-    """Share won within each training horizon by (stage, close date inside the horizon), smoothed."""
+    """Share won within each horizon stratum by (stage, close date inside the horizon), smoothed; linear in
+    the horizon between the strata's mean horizons."""
 
     def __init__(self, *, prior_strength: float = 20.0, random_state: int | None = None) -> None:
         self.prior_strength = prior_strength
@@ -75,6 +99,10 @@ class HorizonRateModel:
         if HORIZON not in frame.columns:
             raise InvalidInput(f"column {HORIZON!r} is missing", where="timing features")
         keyed = self._keys(frame).with_columns(pl.Series("y", target, dtype=pl.Float64))
+        # Horizons drawn inside a stratum are pooled at the stratum's mean horizon (its midpoint when drawn
+        # uniformly): the share won within them estimates F there. Fixed horizons keep their own value.
+        stratum = np.searchsorted(np.asarray(HORIZONS, dtype=np.float64), keyed["h"].to_numpy(), side="left")
+        keyed = keyed.with_columns(pl.Series("stratum", stratum)).with_columns(pl.col("h").mean().over("stratum"))
         overall = keyed.group_by("h").agg(((pl.col("y").sum() + 0.5) / (pl.len() + 1.0)).alias("r"))
         self.horizons_ = np.sort(overall["h"].to_numpy())
         self.overall_: dict[float, float] = dict(zip(overall["h"].to_list(), overall["r"].to_list(), strict=True))
