@@ -17,8 +17,8 @@ at each cutoff, differ):
   cumulative distribution with its own error (the fixed one is exact at its horizons and a step function
   between them, the drawn one continuous and noisier), and the two errors are far from the same: over the
   twelve to twenty-four monthly backtests of seven demo orgs the monthly P50 errors of forecasts made with
-  either correlated 0.3-0.9, and the average's P50 beat both on four of the six large orgs and was never the
-  worst (docs/forecasting.md, "Month length").
+  either correlated 0.3-0.9, and the average's P50 was the best of the three on four of the seven orgs and
+  never the worst (docs/forecasting.md, "Month length").
 
 `score` computes the features of the deals open at `as_of` (never before the training cutoff: a model
 must not score a date whose outcomes it learned from) and returns one row per deal:
@@ -229,8 +229,8 @@ def timing_examples(resolved: pl.DataFrame, *, cutoff: datetime, drawn: bool = T
     won = resolved.filter(pl.col("won") == 1)
     at = naive_utc(cutoff)
     keys = won.select(s.ID, s.AS_OF)
-    horizons = ([horizon_draws(keys, stratum) for stratum in range(len(HORIZONS))] if drawn
-                else [pl.Series(HORIZON, [float(h)] * won.height) for h in FIXED_HORIZONS])
+    horizons: list[float | pl.Series] = ([horizon_draws(keys, stratum) for stratum in range(len(HORIZONS))] if drawn
+                                         else [float(h) for h in FIXED_HORIZONS])
     pieces = [
         with_horizon(won, horizon)
         .filter(pl.col(s.AS_OF) + pl.duration(microseconds=(pl.col(HORIZON) * 86_400e6).cast(pl.Int64)) <= at)
