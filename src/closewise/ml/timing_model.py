@@ -14,8 +14,8 @@ so every label is known then.
 Each example's horizon is drawn inside its stratum (`horizon_draws`: uniform, from a hash of the deal and the
 date, so the same example gets the same horizons in every fit), not set at the stratum's end. With the seven
 fixed horizons a tree can only split between them (LightGBM puts its bin edges at the midpoints of a
-feature's distinct values), so F was a step function: F(28) = F(30) = F(31), a February forecast as if it had
-30 days and a July one as if it had 30, and F(20) = F(14) for a forecast made with 20 days of the month left
+feature's distinct values), so F was a step function: F(28) = F(30) = F(31), February and the 31-day months
+forecast as if they had 30 days, and F(20) = F(14) for a forecast made with 20 days of the month left
 (on the 100,000-deal demo org, deals expected to win inside 20 days came out at 974 against 950 inside 14 and
 2,405 inside 25). Drawn horizons let F rise day by day. The strata are narrow where forecasts read F most: 28-31
 days (a month, from its first day) and 90-92 (a quarter); drawn inside the seven old strata (as many rows as
